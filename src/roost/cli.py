@@ -1,0 +1,158 @@
+"""The ``roost`` command: serve, migrate, check, create-user, token."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roost import __version__
+from roost.settings import Settings, settings_help
+
+EPILOG = ("\b\nSettings (environment variables; flags override them):\n" + settings_help())
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    values = {k: v for k, v in {**ctx.obj, **overrides}.items() if v is not None}
+    return Settings(**values)
+
+
+@click.group(epilog=EPILOG, context_settings={"max_content_width": 100})
+@click.version_option(__version__, prog_name="roost")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR; default ./roost-data).")
+@click.option("--database-url", default=None,
+              help="Database URL (ROOST_DATABASE_URL; default SQLite in the data folder).")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, database_url: str | None) -> None:
+    """Roost: a microblogging server that speaks the Mastodon client API.
+
+    With no configuration, `roost serve` runs everything in one process on one SQLite file.
+    """
+    ctx.obj = {"data_dir": data_dir, "database_url": database_url}
+
+
+def _open(settings: Settings) -> Any:
+    from roost.runtime import Roost
+
+    roost = Roost(settings)
+    roost.start()
+    return roost
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (ROOST_HOST; default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (ROOST_PORT; default 8000).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the web server and the background worker in one process."""
+    import uvicorn
+
+    from roost.runtime import Roost
+    from roost.web.app import create_app
+
+    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
+    app = create_app(Roost(settings))
+    click.echo(f"Roost {__version__} on {settings.base_url()} "
+               f"(database: {settings.resolved_database_url()})")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                proxy_headers=True, server_header=False)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def migrate(ctx: click.Context, data_dir: Path | None) -> None:
+    """Create or upgrade the database schema."""
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    roost.close()
+    click.echo("Database is up to date.")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Also correct every wrong counter.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def check(ctx: click.Context, repair: bool, data_dir: Path | None) -> None:
+    """Recount every counter from the rows it counts; exit 1 on any difference."""
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        found = roost.check(repair=repair)
+    finally:
+        roost.close()
+    for d in found:
+        click.echo(f"{d.kind} {d.id}: {d.counter} is {d.stored}, rows say {d.actual}")
+    if found:
+        click.echo(f"{len(found)} difference(s){' repaired' if repair else ''}.")
+        sys.exit(1)
+    click.echo("All counters match their rows.")
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option("--email", required=True, help="The account's e-mail address.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The password (asked for when not given).")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def create_user(ctx: click.Context, username: str, email: str, password: str, admin: bool,
+                data_dir: Path | None) -> None:
+    """Create an account (no registration flow, no agreement needed)."""
+    from roost.domain.errors import DomainError
+
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        account = asyncio.run(roost.accounts.register(username, email, password, agreement=True,
+                                                      is_admin=admin))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        roost.close()
+    click.echo(f"Created @{account.username} (id {account.id}).")
+
+
+@main.group()
+def token() -> None:
+    """Personal access tokens for scripts."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--scopes", default="read write follow", show_default=True,
+              help="Space-separated OAuth scopes.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def token_create(ctx: click.Context, username: str, scopes: str, data_dir: Path | None) -> None:
+    """Print a new access token for USERNAME (shown once; only its hash is stored)."""
+    from roost.domain.oauth import OAuthError, parse_scopes
+
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        try:
+            wanted = parse_scopes(scopes)
+        except OAuthError as exc:
+            raise click.BadParameter(f"unknown scope in {scopes!r}") from exc
+
+        async def make() -> str:
+            account = await roost.accounts.lookup(username, roost.settings.domain)
+            issued = await roost.oauth.token_for(None, account.id, wanted, refreshable=False)
+            return str(issued.access_token)
+
+        from roost.domain.errors import NotFound
+
+        try:
+            click.echo(asyncio.run(make()))
+        except NotFound as exc:
+            raise click.ClickException(f"no account @{username}") from exc
+    finally:
+        roost.close()

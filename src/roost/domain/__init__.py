@@ -1,0 +1,1 @@
+"""Domain services: accounts, posts, follows, timelines, notifications, OAuth. No HTTP, no SQL."""

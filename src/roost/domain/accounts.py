@@ -1,0 +1,178 @@
+"""Accounts: registration, sign-in, profiles, lookup and search."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from roost.clock import now_ms
+from roost.domain.errors import InvalidInput, NotFound
+from roost.domain.models import Account, ProfileField
+from roost.ids import new_id
+from roost.storage.database import Database, Tx
+from roost.storage.stores import Stores
+
+USERNAME = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_FIELDS = 4
+MAX_FIELD_NAME = 255
+MAX_FIELD_VALUE = 255
+MAX_DISPLAY_NAME = 30
+MAX_NOTE = 500
+
+_hasher = PasswordHasher()
+
+
+class ValidationFailed(InvalidInput):
+    """Mastodon's registration error: a message plus per-field details."""
+
+    def __init__(self, details: dict[str, list[dict[str, str]]]) -> None:
+        parts = [f"{k.capitalize()} {e['description']}"
+                 for k, errs in details.items() for e in errs]
+        super().__init__("Validation failed: " + ", ".join(parts))
+        self.details = details
+
+
+@dataclass
+class ProfileChanges:
+    display_name: str | None = None
+    note: str | None = None
+    fields: list[ProfileField] | None = None
+    locked: bool | None = None
+    bot: bool | None = None
+    discoverable: bool | None = None
+
+
+class AccountService:
+    def __init__(self, db: Database, stores: Stores) -> None:
+        self.db = db
+        self.stores = stores
+
+    async def register(self, username: str, email: str, password: str, *, agreement: bool,
+                       locale: str = "en", is_admin: bool = False) -> Account:
+        details: dict[str, list[dict[str, str]]] = {}
+        if not USERNAME.match(username or ""):
+            details["username"] = [{"error": "ERR_INVALID",
+                                    "description": "must contain only letters, numbers and "
+                                    "underscores, up to 30 characters"}]
+        if not EMAIL.match(email or ""):
+            details["email"] = [{"error": "ERR_INVALID", "description": "is invalid"}]
+        if len(password or "") < 8 or len(password) > 72:
+            details["password"] = [{"error": "ERR_INVALID",
+                                    "description": "must be between 8 and 72 characters"}]
+        if not agreement:
+            details["agreement"] = [{"error": "ERR_ACCEPTED", "description": "must be accepted"}]
+        if details:
+            raise ValidationFailed(details)
+        password_hash = await anyio.to_thread.run_sync(_hasher.hash, password)
+        account = Account(
+            id=new_id(), username=username, display_name="", note="", fields=[], locked=False,
+            bot=False, discoverable=True, created_at=now_ms(), last_status_at=None, email=email,
+            locale=locale or "en", is_admin=is_admin,
+        )
+
+        def insert(tx: Tx) -> Account:
+            taken: dict[str, list[dict[str, str]]] = {}
+            if self.stores.accounts.by_username(tx, username) is not None:
+                taken["username"] = [{"error": "ERR_TAKEN", "description": "is already taken"}]
+            if self.stores.accounts.by_email(tx, email) is not None:
+                taken["email"] = [{"error": "ERR_TAKEN", "description": "is already taken"}]
+            if taken:
+                raise ValidationFailed(taken)
+            self.stores.accounts.insert(tx, account, password_hash)
+            return account
+
+        return await self.db.write(insert)
+
+    async def authenticate(self, login: str, password: str) -> Account | None:
+        """The account for a username or e-mail and password, or None."""
+
+        def find(tx: Tx) -> tuple[Account | None, str | None]:
+            found = (self.stores.accounts.by_email(tx, login) if "@" in login
+                     else self.stores.accounts.by_username(tx, login))
+            return found, (self.stores.accounts.password_hash(tx, found.id) if found else None)
+
+        account, password_hash = await self.db.read(find)
+        if account is None or not password_hash:
+            await anyio.to_thread.run_sync(_hasher.hash, password)  # same time either way
+            return None
+        try:
+            await anyio.to_thread.run_sync(_hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return account
+
+    async def change_password(self, account_id: int, password: str) -> None:
+        if len(password) < 8 or len(password) > 72:
+            raise InvalidInput("Validation failed: Password must be between 8 and 72 characters")
+        password_hash = await anyio.to_thread.run_sync(_hasher.hash, password)
+        await self.db.write(
+            lambda tx: self.stores.accounts.update(tx, account_id, {"password_hash": password_hash})
+        )
+
+    async def get(self, account_id: int) -> Account:
+        found = await self.db.read(lambda tx: self.stores.accounts.by_ids(tx, [account_id]))
+        if account_id not in found:
+            raise NotFound()
+        return found[account_id]
+
+    async def get_many(self, ids: list[int]) -> dict[int, Account]:
+        return await self.db.read(lambda tx: self.stores.accounts.by_ids(tx, ids))
+
+    async def lookup(self, acct: str, local_domain: str) -> Account:
+        username, _, domain = acct.lstrip("@").partition("@")
+        if domain and domain.lower() != local_domain.lower():
+            raise NotFound()
+        found = await self.db.read(lambda tx: self.stores.accounts.by_username(tx, username))
+        if found is None:
+            raise NotFound()
+        return found
+
+    async def search(self, query: str, limit: int, offset: int) -> list[Account]:
+        query = query.strip()
+        if not query:
+            return []
+        return await self.db.read(lambda tx: self.stores.accounts.search(tx, query, limit, offset))
+
+    async def update_profile(self, account_id: int, changes: ProfileChanges) -> Account:
+        values: dict[str, object] = {}
+        if changes.display_name is not None:
+            if len(changes.display_name) > MAX_DISPLAY_NAME:
+                raise InvalidInput(f"Validation failed: Display name is too long "
+                                   f"(maximum is {MAX_DISPLAY_NAME} characters)")
+            values["display_name"] = changes.display_name
+        if changes.note is not None:
+            if len(changes.note) > MAX_NOTE:
+                raise InvalidInput(f"Validation failed: Note is too long "
+                                   f"(maximum is {MAX_NOTE} characters)")
+            values["note"] = changes.note
+        if changes.fields is not None:
+            fields = [f for f in changes.fields if f.name.strip() or f.value.strip()]
+            if len(fields) > MAX_FIELDS:
+                raise InvalidInput(f"Validation failed: Fields is too long "
+                                   f"(maximum is {MAX_FIELDS} fields)")
+            for f in fields:
+                if len(f.name) > MAX_FIELD_NAME or len(f.value) > MAX_FIELD_VALUE:
+                    raise InvalidInput("Validation failed: Fields name or value is too long "
+                                       f"(maximum is {MAX_FIELD_VALUE} characters)")
+            values["fields"] = fields
+        for flag in ("locked", "bot", "discoverable"):
+            value = getattr(changes, flag)
+            if value is not None:
+                values[flag] = value
+
+        def apply(tx: Tx) -> Account:
+            if values:
+                self.stores.accounts.update(tx, account_id, values)
+            return self.stores.accounts.by_ids(tx, [account_id])[account_id]
+
+        return await self.db.write(apply)
+
+    async def instance_stats(self) -> tuple[int, int]:
+        """(accounts, statuses) on this instance."""
+        return await self.db.read(lambda tx: (self.stores.accounts.count(tx),
+                                              self.stores.counters.total_statuses(tx)))

@@ -1,0 +1,135 @@
+"""The follow graph: follow, unfollow, lists and relationships, with exact counts.
+
+A follow changes the edge, both counters and the history in one transaction, and only when
+the edge really changes, so repeating a follow or an unfollow changes nothing. Counter rows
+are sharded by the other party's id so concurrent follows of one account touch different rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from roost.clock import now_ms
+from roost.domain.errors import Forbidden, NotFound
+from roost.domain.models import Account, Page, Relationship
+from roost.domain.notifications import notify, withdraw
+from roost.ids import new_id
+from roost.storage.database import Database, Tx
+from roost.storage.stores import Stores
+
+
+class FollowService:
+    def __init__(self, db: Database, stores: Stores, *, counter_shards: int,
+                 pull_above: int, push_below: int) -> None:
+        self.db = db
+        self.stores = stores
+        self.shards = counter_shards
+        self.pull_above = pull_above
+        self.push_below = push_below
+
+    def _target(self, tx: Tx, follower_id: int, target_id: int) -> Account:
+        if follower_id == target_id:
+            raise Forbidden("You cannot follow yourself")
+        target = self.stores.accounts.by_ids(tx, [target_id]).get(target_id)
+        if target is None:
+            raise NotFound()
+        return target
+
+    async def follow(self, follower_id: int, target_id: int, *, reblogs: bool | None = None,
+                     notify_posts: bool | None = None) -> Relationship:
+        def apply(tx: Tx) -> Relationship:
+            self._target(tx, follower_id, target_id)
+            existing = self.stores.follows.get(tx, follower_id, target_id)
+            if existing is not None:
+                show_reblogs = existing[0] if reblogs is None else reblogs
+                notifying = existing[1] if notify_posts is None else notify_posts
+                if (show_reblogs, notifying) != existing:
+                    self.stores.follows.update(tx, follower_id, target_id, show_reblogs, notifying)
+            else:
+                self._add_edge(tx, follower_id, target_id,
+                               True if reblogs is None else reblogs, bool(notify_posts))
+            return self.relationships_in(tx, follower_id, [target_id])[0]
+
+        return await self.db.write(apply)
+
+    def _add_edge(self, tx: Tx, follower_id: int, target_id: int, show_reblogs: bool,
+                  notifying: bool) -> None:
+        at = now_ms()
+        stores = self.stores
+        if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
+                                     notifying):
+            return
+        stores.counters.add(tx, target_id, follower_id % self.shards, followers=1)
+        stores.counters.add(tx, follower_id, target_id % self.shards, following=1)
+        stores.follows.record_event(tx, target_id, follower_id, +1, new_id(), at)
+        notify(stores, tx, target_id, "follow", follower_id)
+        stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
+                            run_after=0)
+        self._update_fanout_mode(tx, target_id)
+
+    async def unfollow(self, follower_id: int, target_id: int) -> Relationship:
+        def apply(tx: Tx) -> Relationship:
+            self._target(tx, follower_id, target_id)
+            stores = self.stores
+            if stores.follows.delete(tx, follower_id, target_id):
+                stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
+                stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)
+                stores.follows.record_event(tx, target_id, follower_id, -1, new_id(), now_ms())
+                withdraw(stores, tx, target_id, "follow", follower_id)
+                stores.jobs.enqueue(tx, "forget_author",
+                                    {"account_id": follower_id, "author_id": target_id},
+                                    run_after=0)
+                self._update_fanout_mode(tx, target_id)
+            return self.relationships_in(tx, follower_id, [target_id])[0]
+
+        return await self.db.write(apply)
+
+    def _update_fanout_mode(self, tx: Tx, account_id: int) -> None:
+        """Switch an author between push and pull fan-out, with hysteresis."""
+        account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
+        if not account.pulled and account.followers_count >= self.pull_above:
+            self.stores.accounts.update(tx, account_id, {"pulled": True})
+        elif account.pulled and account.followers_count < self.push_below:
+            self.stores.accounts.update(tx, account_id, {"pulled": False})
+
+    def relationships_in(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
+        following = self.stores.follows.following_of(tx, viewer_id, ids)
+        followed_by = self.stores.follows.followed_by(tx, viewer_id, ids)
+        out = []
+        for account_id in ids:
+            flags = following.get(account_id)
+            out.append(Relationship(
+                id=account_id,
+                following=flags is not None,
+                followed_by=account_id in followed_by,
+                showing_reblogs=bool(flags and flags[0]),
+                notifying=bool(flags and flags[1]),
+            ))
+        return out
+
+    async def relationships(self, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
+        def read(tx: Tx) -> list[Relationship]:
+            known = self.stores.accounts.by_ids(tx, ids)
+            return self.relationships_in(tx, viewer_id, [i for i in ids if i in known])
+
+        return await self.db.read(read)
+
+    async def followers(self, account_id: int, page: Page) -> list[tuple[int, Account]]:
+        def read(tx: Tx) -> list[tuple[int, Account]]:
+            if not self.stores.accounts.by_ids(tx, [account_id]):
+                raise NotFound()
+            rows = self.stores.follows.followers_page(tx, account_id, page)
+            accounts = self.stores.accounts.by_ids(tx, [a for _, a in rows])
+            return [(i, accounts[a]) for i, a in rows if a in accounts]
+
+        return await self.db.read(read)
+
+    async def following(self, account_id: int, page: Page) -> list[tuple[int, Account]]:
+        def read(tx: Tx) -> list[tuple[int, Account]]:
+            if not self.stores.accounts.by_ids(tx, [account_id]):
+                raise NotFound()
+            rows = self.stores.follows.following_page(tx, account_id, page)
+            accounts = self.stores.accounts.by_ids(tx, [a for _, a in rows])
+            return [(i, accounts[a]) for i, a in rows if a in accounts]
+
+        return await self.db.read(read)

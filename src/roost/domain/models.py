@@ -1,0 +1,165 @@
+"""The records the domain works with; plain dataclasses, shared by services and stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+    PRIVATE = "private"
+    DIRECT = "direct"
+
+
+@dataclass(frozen=True)
+class ProfileField:
+    name: str
+    value: str
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    display_name: str
+    note: str
+    fields: list[ProfileField]
+    locked: bool
+    bot: bool
+    discoverable: bool
+    created_at: int
+    last_status_at: int | None
+    followers_count: int = 0
+    following_count: int = 0
+    statuses_count: int = 0
+    email: str | None = None
+    locale: str = "en"
+    is_admin: bool = False
+    pulled: bool = False
+
+
+@dataclass
+class Tag:
+    id: int
+    name: str
+
+
+@dataclass
+class Status:
+    id: int
+    account_id: int
+    text: str
+    content: str
+    spoiler_text: str
+    sensitive: bool
+    visibility: Visibility
+    language: str | None
+    in_reply_to_id: int | None
+    in_reply_to_account_id: int | None
+    reblog_of_id: int | None
+    pushed: bool
+    replies_count: int
+    reblogs_count: int
+    favourites_count: int
+    created_at: int
+    edited_at: int | None = None
+
+
+@dataclass
+class StatusView:
+    """A status with everything needed to show it to one viewer, loaded in bulk."""
+
+    status: Status
+    account: Account
+    mentions: list[Account] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    reblog: StatusView | None = None
+    favourited: bool = False
+    reblogged: bool = False
+
+
+@dataclass
+class Relationship:
+    id: int
+    following: bool = False
+    followed_by: bool = False
+    showing_reblogs: bool = False
+    notifying: bool = False
+    requested: bool = False
+
+
+@dataclass
+class Notification:
+    id: int
+    account_id: int
+    type: str
+    from_account_id: int
+    status_id: int | None
+    created_at: int
+
+
+@dataclass
+class NotificationView:
+    notification: Notification
+    account: Account
+    status: StatusView | None
+
+
+@dataclass
+class App:
+    id: int
+    name: str
+    website: str | None
+    redirect_uris: list[str]
+    scopes: list[str]
+    client_id: str
+    client_secret: str
+    created_at: int
+
+
+@dataclass
+class Token:
+    id: int
+    app_id: int | None
+    account_id: int | None
+    scopes: list[str]
+    created_at: int
+
+
+@dataclass
+class AuthCode:
+    app_id: int
+    account_id: int
+    redirect_uri: str
+    scopes: list[str]
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: int
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    payload: dict[str, object]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status_id: int
+    author_id: int
+    reblog_of_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Mastodon's pagination window: ids strictly between since/min and max; newest first,
+    except that ``min_id`` asks for the entries just above it (oldest first, then reversed)."""
+
+    max_id: int | None = None
+    since_id: int | None = None
+    min_id: int | None = None
+    limit: int = 20

@@ -1,0 +1,134 @@
+"""Timelines: home (hybrid fan-out), public, hashtag and account timelines.
+
+Hybrid fan-out: an ordinary author's post is pushed into each follower's home timeline by
+background jobs; a pulled (celebrity) author's post is written once and merged into followers'
+home timelines when they read. Both sources are paged by status id and merged.
+"""
+
+from __future__ import annotations
+
+from roost.domain.errors import NotFound
+from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
+from roost.domain.posts import PostService
+from roost.storage.database import Database, Tx
+from roost.storage.stores import Stores
+
+BACKFILL_POSTS = 40
+
+
+class TimelineService:
+    def __init__(self, db: Database, stores: Stores, posts: PostService, *,
+                 home_size: int, fanout_batch: int) -> None:
+        self.db = db
+        self.stores = stores
+        self.posts = posts
+        self.home_size = home_size
+        self.fanout_batch = fanout_batch
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def home_entries(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
+        pushed = self.stores.home.page(tx, account_id, page)
+        pulled_authors = self.stores.follows.followed_with_unpushed(tx, account_id)
+        if not pulled_authors:
+            return pushed
+        pulled = self.stores.statuses.pulled(tx, pulled_authors, page)
+        merged = {e.status_id: e for e in pushed + pulled}
+        newest = sorted(merged, reverse=True)
+        if page.min_id is not None:  # the entries just above min_id, newest first
+            newest = sorted(merged)[: page.limit][::-1]
+        return [merged[i] for i in newest[: page.limit]]
+
+    async def home(self, account_id: int, page: Page) -> list[StatusView]:
+        def read(tx: Tx) -> list[StatusView]:
+            entries = self.home_entries(tx, account_id, page)
+            return self.posts.views(tx, [e.status_id for e in entries], account_id)
+
+        return await self.db.read(read)
+
+    async def public(self, viewer_id: int | None, page: Page) -> list[StatusView]:
+        return await self.db.read(
+            lambda tx: self.posts.views(tx, self.stores.statuses.public(tx, page), viewer_id)
+        )
+
+    async def tag(self, name: str, viewer_id: int | None, page: Page) -> list[StatusView]:
+        def read(tx: Tx) -> list[StatusView]:
+            tag = self.stores.tags.by_name(tx, name)
+            if tag is None:
+                return []
+            return self.posts.views(tx, self.stores.statuses.by_tag(tx, tag.id, page), viewer_id)
+
+        return await self.db.read(read)
+
+    async def account(self, account_id: int, viewer_id: int | None, page: Page, *,
+                      exclude_replies: bool = False,
+                      exclude_reblogs: bool = False) -> list[StatusView]:
+        def read(tx: Tx) -> list[StatusView]:
+            if not self.stores.accounts.by_ids(tx, [account_id]):
+                raise NotFound()
+            visibilities = [Visibility.PUBLIC, Visibility.UNLISTED]
+            if viewer_id == account_id:
+                visibilities += [Visibility.PRIVATE, Visibility.DIRECT]
+            elif viewer_id is not None and self.stores.follows.get(tx, viewer_id, account_id):
+                visibilities.append(Visibility.PRIVATE)
+            ids = self.stores.statuses.by_account(tx, account_id, page, visibilities,
+                                                  exclude_replies, exclude_reblogs)
+            return self.posts.views(tx, ids, viewer_id)
+
+        return await self.db.read(read)
+
+    # -- background jobs (each runs inside one write transaction) ---------------------------
+
+    def fanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """Push a status into the next batch of followers' home timelines; resumable."""
+        status_id = int(payload["status_id"])  # type: ignore[call-overload]
+        status = self.stores.statuses.by_ids(tx, [status_id]).get(status_id)
+        if status is None:
+            return None  # deleted before delivery
+        after = int(payload["after"])  # type: ignore[call-overload]
+        targets = self.stores.follows.fanout_targets(
+            tx, status.account_id, after, self.fanout_batch, status.in_reply_to_account_id,
+            status.reblog_of_id is not None,
+        )
+        if status.reblog_of_id is not None:
+            original = self.stores.statuses.by_ids(tx, [status.reblog_of_id]).get(
+                status.reblog_of_id)
+            if original is not None and original.visibility == Visibility.PRIVATE:
+                targets = []  # only the author may reblog a private post; it stays with them
+        entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
+        self.stores.home.add(tx, [account_id for _, account_id in targets], entry)
+        if len(targets) < self.fanout_batch:
+            return None
+        return {**payload, "after": targets[-1][0]}
+
+    def unfanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """Take a deleted status out of the next batch of followers' home timelines."""
+        status_id = int(payload["status_id"])  # type: ignore[call-overload]
+        author_id = int(payload["author_id"])  # type: ignore[call-overload]
+        after = int(payload["after"])  # type: ignore[call-overload]
+        targets = self.stores.follows.fanout_targets(tx, author_id, after, self.fanout_batch,
+                                                     None, False)
+        self.stores.home.remove(tx, [account_id for _, account_id in targets], status_id)
+        if len(targets) < self.fanout_batch:
+            return None
+        return {**payload, "after": targets[-1][0]}
+
+    def backfill(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """A new follow: put the followee's recent pushed posts in the follower's timeline."""
+        account_id = int(payload["account_id"])  # type: ignore[call-overload]
+        author_id = int(payload["author_id"])  # type: ignore[call-overload]
+        if self.stores.follows.get(tx, account_id, author_id) is None:
+            return None  # unfollowed again before the job ran
+        entries = self.stores.statuses.recent_pushed(tx, author_id, BACKFILL_POSTS)
+        self.stores.home.add_many(tx, account_id, entries)
+        self.stores.home.trim(tx, account_id, self.home_size)
+        return None
+
+    def forget_author(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """An unfollow: the followee's posts and reblogs leave the follower's home timeline."""
+        account_id = int(payload["account_id"])  # type: ignore[call-overload]
+        author_id = int(payload["author_id"])  # type: ignore[call-overload]
+        if self.stores.follows.get(tx, account_id, author_id) is not None:
+            return None  # followed again before the job ran
+        self.stores.home.remove_author(tx, account_id, author_id)
+        return None

@@ -1,0 +1,98 @@
+"""Wires one Roost: settings → database and stores → domain services → background work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from roost.domain.accounts import AccountService
+from roost.domain.follows import FollowService
+from roost.domain.jobs import JobRunner
+from roost.domain.notifications import NotificationService
+from roost.domain.oauth import OAuthService
+from roost.domain.posts import PostService
+from roost.domain.site import Site
+from roost.domain.timelines import TimelineService
+from roost.settings import Settings
+from roost.storage import migrate
+from roost.storage.database import Database, Tx
+from roost.storage.stores import sql_stores
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_SECONDS = 60.0
+
+
+@dataclass
+class Discrepancy:
+    kind: str  # "account" or "status"
+    id: int
+    counter: str
+    stored: int
+    actual: int
+
+
+class Roost:
+    """One running instance: the services the web layer and the CLI call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.resolved_database_url(),
+                           sqlite_synchronous=settings.sqlite_synchronous,
+                           write_batch_max=settings.write_batch_max)
+        self.stores = sql_stores()
+        self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
+        self.accounts = AccountService(self.db, self.stores)
+        self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)
+        self.follows = FollowService(self.db, self.stores, counter_shards=settings.counter_shards,
+                                     pull_above=settings.fanout_pull_above,
+                                     push_below=settings.fanout_push_below)
+        self.timelines = TimelineService(self.db, self.stores, self.posts,
+                                         home_size=settings.home_timeline_size,
+                                         fanout_batch=settings.fanout_batch_size)
+        self.notifications = NotificationService(self.db, self.stores, self.posts.views)
+        self.oauth = OAuthService(self.db, self.stores)
+        self.jobs = JobRunner(self.db, self.stores, {
+            "fanout": self.timelines.fanout,
+            "unfanout": self.timelines.unfanout,
+            "backfill": self.timelines.backfill,
+            "forget_author": self.timelines.forget_author,
+        })
+        self.db.on_commit(self.jobs.wake)
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.db)
+
+    def start(self) -> None:
+        self.migrate()
+        self.db.start()
+
+    def close(self) -> None:
+        self.db.close()
+
+    async def run_background(self) -> None:
+        """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""
+        await asyncio.gather(self.jobs.run_forever(), self._maintain_forever())
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            try:
+                await self.db.write(lambda tx: self.stores.home.enforce_cap(
+                    tx, self.settings.home_timeline_size))
+            except Exception:
+                log.exception("timeline maintenance failed")
+
+    def check(self, repair: bool = False) -> list[Discrepancy]:
+        """Recount every counter from its rows; with ``repair``, also fix the stored ones."""
+
+        def recount(tx: Tx) -> list[Discrepancy]:
+            found = [Discrepancy("account", *d) for d in self.stores.counters.discrepancies(tx)]
+            found += [Discrepancy("status", *d) for d in self.stores.statuses.discrepancies(tx)]
+            if repair:
+                self.stores.counters.repair(tx)
+                self.stores.statuses.repair(tx)
+            return found
+
+        return self.db.write_sync(recount) if repair else self.db.read_sync(recount)

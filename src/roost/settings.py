@@ -1,0 +1,88 @@
+"""Every setting Roost reads, in one place: environment variables ``ROOST_*`` and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed settings. Each field is ``ROOST_<NAME>`` in the environment; CLI flags override."""
+
+    model_config = SettingsConfigDict(env_prefix="ROOST_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("roost-data"), description="Folder for the embedded SQLite database and other state."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; default: SQLite file <data_dir>/roost.db. "
+        "postgresql://... selects PostgreSQL.",
+    )
+    host: str = Field("127.0.0.1", description="Address `roost serve` listens on.")
+    port: int = Field(8000, description="Port `roost serve` listens on.")
+    domain: str = Field(
+        "localhost", description="The instance's domain, used in account `acct`, `uri` and `url`."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the server at; default http://localhost:<port> for "
+        "the localhost domain, else https://<domain>.",
+    )
+    title: str = Field("Roost", description="Instance title shown by /api/v1/instance.")
+    contact_email: str = Field("", description="Contact e-mail shown by /api/v1/instance.")
+    registrations_open: bool = Field(True, description="Whether anyone may sign up.")
+    allow_password_grant: bool = Field(
+        False,
+        description="Enable the OAuth password grant (off by default, as in Mastodon 4.4).",
+    )
+    max_post_chars: int = Field(500, description="Maximum length of a post, counted as Mastodon.")
+    home_timeline_size: int = Field(800, description="Entries kept per home timeline.")
+    fanout_pull_above: int = Field(
+        50_000,
+        description="Authors with at least this many followers are not pushed to followers; "
+        "their posts are merged into home timelines at read time.",
+    )
+    fanout_push_below: int = Field(
+        40_000,
+        description="A pulled author returns to push fan-out when followers drop below this "
+        "(hysteresis, so an account near the threshold does not flap).",
+    )
+    fanout_batch_size: int = Field(
+        2_000, description="Followers written per fan-out step (one transaction each)."
+    )
+    counter_shards: int = Field(
+        16, description="Counter rows per account; spread concurrent follows on PostgreSQL."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous pragma; FULL survives power loss, NORMAL only crashes.",
+    )
+    write_batch_max: int = Field(
+        256, description="Most write operations the single writer commits as one transaction."
+    )
+    log_level: str = Field("info", description="Log level for the server.")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'roost.db').resolve()}"
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.domain in ("localhost", "127.0.0.1"):
+            return f"http://{self.domain}:{self.port}"
+        return f"https://{self.domain}"
+
+
+def settings_help() -> str:
+    """Text listing every setting with its variable, default and meaning, for `roost --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        lines.append(f"  ROOST_{name.upper()} (default: {default!s}): {field.description}")
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""The database runner: one writer that group-commits, a pool of readers.
+
+All writes go through one writer thread. It takes whatever operations are queued (up to
+``write_batch_max``), runs each in its own savepoint inside one transaction, commits once, and
+only then answers the callers. One fsync is shared by the whole batch, so a follow storm is
+limited by the database's commit rate divided by the batch size rather than by it, and SQLite
+never sees two writers. A failing operation rolls back to its savepoint and fails alone.
+
+Reads run in worker threads on pooled connections; on SQLite in WAL mode they never wait for
+the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Tx = Connection
+"""An open transaction. Stores take it as their first argument; the domain never looks inside."""
+
+
+@dataclass
+class _WriteOp:
+    fn: Callable[[Tx], Any]
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+
+
+_STOP = object()
+_EVENTS = "roost.events"
+
+
+def emit(tx: Tx, event: object) -> None:
+    """Record an event to publish once ``tx`` commits (dropped if it rolls back)."""
+    events = tx.info.get(_EVENTS)
+    if events is not None:
+        events.append(event)
+
+
+class Database:
+    """Runs read and write operations (plain functions of a transaction) for the async layers."""
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", write_batch_max: int = 256):
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "postgresql" and parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if self.dialect == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self._sqlite_synchronous = sqlite_synchronous
+        self._write_batch_max = write_batch_max
+        self.write_engine = self._make_engine(url, writer=True)
+        self.read_engine = self._make_engine(url, writer=False)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._after_commit: list[Callable[[list[object]], None]] = []
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _make_engine(self, url: str, *, writer: bool) -> Engine:
+        if self.dialect != "sqlite":
+            return create_engine(url, pool_size=1 if writer else 16,
+                                 max_overflow=0 if writer else 16, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=1 if writer else 16,
+                               max_overflow=0 if writer else 16,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+        synchronous = self._sqlite_synchronous
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the sqlite3 module so savepoints work and the
+            # writer can BEGIN IMMEDIATE (see SQLAlchemy's pysqlite notes).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="roost-writer",
+                                            daemon=True)
+            self._writer.start()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join()
+            self._writer = None
+        self.write_engine.dispose()
+        self.read_engine.dispose()
+
+    def on_commit(self, callback: Callable[[list[object]], None]) -> None:
+        """After each commit, call ``callback`` (in the writer thread) with the events the
+        committed operations emitted (see ``emit``); used to wake workers and stream events."""
+        self._after_commit.append(callback)
+
+    # -- running operations ----------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.read_sync, fn)
+
+    def read_sync(self, fn: Callable[[Tx], T]) -> T:
+        with self.read_engine.connect() as conn:
+            return fn(conn)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        future = self.submit(fn)
+        return await asyncio.wrap_future(future)
+
+    def write_sync(self, fn: Callable[[Tx], T]) -> T:
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
+        self.start()
+        op = _WriteOp(fn)
+        self._queue.put(op)
+        return op.future
+
+    def _write_loop(self) -> None:
+        conn = self.write_engine.connect()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_WriteOp] = [first]
+                stop = False
+                while len(batch) < self._write_batch_max:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                conn = self._commit_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit_batch(self, conn: Connection, batch: list[_WriteOp]) -> Connection:
+        outcomes: list[tuple[bool, Any]] = []
+        events: list[object] = []
+        conn.info[_EVENTS] = events
+        try:
+            with conn.begin():
+                for op in batch:
+                    if len(batch) == 1:
+                        outcomes.append((True, op.fn(conn)))
+                        continue
+                    savepoint = conn.begin_nested()
+                    emitted_before = len(events)
+                    try:
+                        result = op.fn(conn)
+                    except BaseException as exc:
+                        savepoint.rollback()
+                        del events[emitted_before:]
+                        outcomes.append((False, exc))
+                    else:
+                        savepoint.commit()
+                        outcomes.append((True, result))
+        except BaseException as exc:
+            log.debug("write batch of %d failed: %r", len(batch), exc)
+            errors = [value if not ok else exc for ok, value in outcomes]
+            errors += [exc] * (len(batch) - len(outcomes))
+            outcomes = [(False, error) for error in errors]
+            if conn.invalidated or conn.closed:
+                conn = self.write_engine.connect()
+        else:
+            for callback in self._after_commit:
+                try:
+                    callback(events)
+                except Exception:
+                    log.exception("after-commit callback failed")
+        for op, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                op.future.set_result(value)
+            else:
+                op.future.set_exception(value)
+        return conn

@@ -1,0 +1,27 @@
+"""Bring a database to the newest schema with Alembic (the same migrations for both engines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from roost.storage.database import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(db: Database) -> None:
+    """Apply every pending migration, on the writer's engine so SQLite sees one writer."""
+    with db.write_engine.begin() as conn:
+        config = alembic_config(db.url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

@@ -1,0 +1,239 @@
+"""The relational schema (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+Every hot table leads with the owning account id so the schema can be distributed by account
+(Citus) or split by account range later. Times are stored as integer milliseconds since 1970.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("username", String(30), nullable=False),
+    Column("username_lower", String(30), nullable=False, unique=True),
+    Column("display_name", String(100), nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("fields", Text, nullable=False, default="[]"),  # JSON list of {name, value}
+    Column("locked", Boolean, nullable=False, default=False),
+    Column("bot", Boolean, nullable=False, default=False),
+    Column("discoverable", Boolean, nullable=False, default=True),
+    Column("email", String(320), nullable=True, unique=True),
+    Column("password_hash", String(200), nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("locale", String(16), nullable=False, default="en"),
+    # pulled: new posts are not pushed to followers but merged into their reads (celebrity).
+    # has_unpushed: some posts were never pushed, so followers' reads must merge them.
+    Column("pulled", Boolean, nullable=False, default=False),
+    Column("has_unpushed", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_status_at", BigInteger, nullable=True),
+)
+
+# Counters are spread over shard rows and summed on read, so a follow storm into one account
+# does not serialise on a single hot row (PostgreSQL); SQLite has one writer anyway.
+account_counters = Table(
+    "account_counters",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    Column("followers", BigInteger, nullable=False, default=0),
+    Column("following", BigInteger, nullable=False, default=0),
+    Column("statuses", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("account_id", "shard"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),  # the follower
+    Column("target_account_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("show_reblogs", Boolean, nullable=False, default=True),
+    Column("notify", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "target_account_id"),
+    Index("ix_follows_target_id", "target_account_id", "id"),
+    Index("ix_follows_account_id", "account_id", "id"),
+)
+
+# One row per follow (+1) or unfollow (-1) that really changed the graph: the follower history.
+follow_events = Table(
+    "follow_events",
+    metadata,
+    Column("target_account_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("delta", SmallInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("target_account_id", "id"),
+)
+
+statuses = Table(
+    "statuses",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    Column("spoiler_text", Text, nullable=False, default=""),
+    Column("sensitive", Boolean, nullable=False, default=False),
+    Column("visibility", String(10), nullable=False),
+    Column("language", String(16), nullable=True),
+    Column("in_reply_to_id", BigInteger, nullable=True),
+    Column("in_reply_to_account_id", BigInteger, nullable=True),
+    Column("reblog_of_id", BigInteger, nullable=True),
+    Column("pushed", Boolean, nullable=False, default=True),  # False: merged at read time
+    Column("replies_count", BigInteger, nullable=False, default=0),
+    Column("reblogs_count", BigInteger, nullable=False, default=0),
+    Column("favourites_count", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("edited_at", BigInteger, nullable=True),
+    Index("ix_statuses_account_id", "account_id", "id"),
+    Index("ix_statuses_in_reply_to_id", "in_reply_to_id"),
+    Index("ix_statuses_visibility_id", "visibility", "id"),
+    UniqueConstraint("account_id", "reblog_of_id", name="uq_statuses_reblog"),
+)
+
+favourites = Table(
+    "favourites",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("status_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "status_id"),
+    Index("ix_favourites_status_id", "status_id", "id"),
+)
+
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("status_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("status_id", "account_id"),
+    Index("ix_mentions_account_id", "account_id", "status_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("name_lower", String(200), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+status_tags = Table(
+    "status_tags",
+    metadata,
+    Column("tag_id", BigInteger, nullable=False),
+    Column("status_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tag_id", "status_id"),
+    Index("ix_status_tags_status_id", "status_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),  # the recipient
+    Column("id", BigInteger, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("from_account_id", BigInteger, nullable=False),
+    Column("status_id", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
+    Index("ix_notifications_status_id", "status_id"),
+)
+
+home_timeline = Table(
+    "home_timeline",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),  # whose timeline
+    Column("status_id", BigInteger, nullable=False),
+    Column("author_id", BigInteger, nullable=False),  # who posted or reblogged it
+    Column("reblog_of_id", BigInteger, nullable=True),
+    PrimaryKeyConstraint("account_id", "status_id"),
+    Index("ix_home_timeline_author", "account_id", "author_id"),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("website", String(500), nullable=True),
+    Column("redirect_uris", Text, nullable=False),  # newline separated
+    Column("scopes", String(500), nullable=False),
+    Column("client_id", String(64), nullable=False, unique=True),
+    Column("client_secret", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("app_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scopes", String(500), nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(10), nullable=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("refresh_hash", String(64), nullable=True, unique=True),
+    Column("app_id", BigInteger, nullable=True),  # null: a personal access token
+    Column("account_id", BigInteger, nullable=True),  # null: an app-only token
+    Column("scopes", String(500), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_tokens_account_id", "account_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("status_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "key"),
+)
+
+# The outbox: background jobs recorded in the same transaction as the change that needs them.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_after", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("dead", Boolean, nullable=False, default=False),
+    Index("ix_jobs_due", "dead", "run_after"),
+)

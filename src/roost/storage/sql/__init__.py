@@ -1,0 +1,1 @@
+"""SQL implementations of the relational stores (SQLite and PostgreSQL through SQLAlchemy Core)."""

@@ -1,0 +1,200 @@
+"""Accounts and their sharded counters in SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from roost.domain.models import Account, ProfileField
+from roost.storage.database import Tx
+from roost.storage.schema import account_counters, accounts, follows, statuses
+from roost.storage.sql.common import upsert
+
+
+def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
+    followers, following, statuses_count = counts or (0, 0, 0)
+    return Account(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        note=row.note,
+        fields=[ProfileField(f["name"], f["value"]) for f in json.loads(row.fields)],
+        locked=row.locked,
+        bot=row.bot,
+        discoverable=row.discoverable,
+        created_at=row.created_at,
+        last_status_at=row.last_status_at,
+        followers_count=followers,
+        following_count=following,
+        statuses_count=statuses_count,
+        email=row.email,
+        locale=row.locale,
+        is_admin=row.is_admin,
+        pulled=row.pulled,
+    )
+
+
+_COLUMNS = [c for c in accounts.c if c.name != "password_hash"]
+
+
+class SqlAccountStore:
+    def __init__(self, counters: SqlCounterStore) -> None:
+        self._counters = counters
+
+    def insert(self, tx: Tx, account: Account, password_hash: str | None) -> None:
+        tx.execute(accounts.insert().values(
+            id=account.id,
+            username=account.username,
+            username_lower=account.username.lower(),
+            display_name=account.display_name,
+            note=account.note,
+            fields=json.dumps([f.__dict__ for f in account.fields]),
+            locked=account.locked,
+            bot=account.bot,
+            discoverable=account.discoverable,
+            email=account.email,
+            password_hash=password_hash,
+            is_admin=account.is_admin,
+            locale=account.locale,
+            pulled=False,
+            has_unpushed=False,
+            created_at=account.created_at,
+            last_status_at=None,
+        ))
+
+    def _load(self, tx: Tx, rows: Sequence[Any]) -> list[Account]:
+        counts = self._counters.totals(tx, [r.id for r in rows])
+        return [_account(r, counts.get(r.id)) for r in rows]
+
+    def by_ids(self, tx: Tx, ids: Iterable[int]) -> dict[int, Account]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = tx.execute(select(*_COLUMNS).where(accounts.c.id.in_(wanted))).all()
+        return {a.id: a for a in self._load(tx, rows)}
+
+    def by_username(self, tx: Tx, username: str) -> Account | None:
+        rows = tx.execute(
+            select(*_COLUMNS).where(accounts.c.username_lower == username.lower())
+        ).all()
+        loaded = self._load(tx, rows)
+        return loaded[0] if loaded else None
+
+    def by_email(self, tx: Tx, email: str) -> Account | None:
+        rows = tx.execute(
+            select(*_COLUMNS).where(func.lower(accounts.c.email) == email.lower())
+        ).all()
+        loaded = self._load(tx, rows)
+        return loaded[0] if loaded else None
+
+    def count(self, tx: Tx) -> int:
+        return int(tx.execute(select(func.count()).select_from(accounts)).scalar() or 0)
+
+    def password_hash(self, tx: Tx, account_id: int) -> str | None:
+        value: str | None = tx.execute(
+            select(accounts.c.password_hash).where(accounts.c.id == account_id)
+        ).scalar()
+        return value
+
+    def update(self, tx: Tx, account_id: int, changes: dict[str, object]) -> None:
+        values = dict(changes)
+        if "fields" in values:
+            values["fields"] = json.dumps([f.__dict__ for f in values["fields"]])  # type: ignore[attr-defined]
+        tx.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+    def search(self, tx: Tx, query: str, limit: int, offset: int) -> list[Account]:
+        needle = query.lower().lstrip("@").split("@")[0]
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        followers = (
+            select(func.coalesce(func.sum(account_counters.c.followers), 0))
+            .where(account_counters.c.account_id == accounts.c.id)
+            .scalar_subquery()
+        )
+        rows = tx.execute(
+            select(*_COLUMNS)
+            .where(or_(
+                accounts.c.username_lower.like(escaped + "%", escape="\\"),
+                func.lower(accounts.c.display_name).like("%" + escaped + "%", escape="\\"),
+            ))
+            .order_by((accounts.c.username_lower == needle).desc(), followers.desc(), accounts.c.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        return self._load(tx, rows)
+
+
+class SqlCounterStore:
+    def add(self, tx: Tx, account_id: int, shard: int, *, followers: int = 0,
+            following: int = 0, statuses: int = 0) -> None:
+        stmt = upsert(tx, account_counters).values(
+            account_id=account_id, shard=shard, followers=followers, following=following,
+            statuses=statuses,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "shard"],
+            set_={
+                "followers": account_counters.c.followers + stmt.excluded.followers,
+                "following": account_counters.c.following + stmt.excluded.following,
+                "statuses": account_counters.c.statuses + stmt.excluded.statuses,
+            },
+        )
+        tx.execute(stmt)
+
+    def totals(self, tx: Tx, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        c = account_counters.c
+        rows = tx.execute(
+            select(c.account_id, func.sum(c.followers), func.sum(c.following), func.sum(c.statuses))
+            .where(c.account_id.in_(wanted))
+            .group_by(c.account_id)
+        ).all()
+        return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    def total_statuses(self, tx: Tx) -> int:
+        return int(tx.execute(select(func.sum(account_counters.c.statuses))).scalar() or 0)
+
+    def _recounted(self, tx: Tx) -> list[tuple[int, str, int, int]]:
+        """(account id, counter, stored, actual) for every counter that differs from its rows."""
+        c = account_counters.c
+        stored = {
+            r[0]: (int(r[1]), int(r[2]), int(r[3]))
+            for r in tx.execute(
+                select(c.account_id, func.sum(c.followers), func.sum(c.following),
+                       func.sum(c.statuses)).group_by(c.account_id)
+            )
+        }
+        actual: dict[int, list[int]] = {}
+        for target, n in tx.execute(
+            select(follows.c.target_account_id, func.count()).group_by(follows.c.target_account_id)
+        ):
+            actual.setdefault(target, [0, 0, 0])[0] = n
+        for follower, n in tx.execute(
+            select(follows.c.account_id, func.count()).group_by(follows.c.account_id)
+        ):
+            actual.setdefault(follower, [0, 0, 0])[1] = n
+        for author, n in tx.execute(
+            select(statuses.c.account_id, func.count()).group_by(statuses.c.account_id)
+        ):
+            actual.setdefault(author, [0, 0, 0])[2] = n
+        out = []
+        for account_id in sorted(set(stored) | set(actual)):
+            have = stored.get(account_id, (0, 0, 0))
+            want = actual.get(account_id, [0, 0, 0])
+            for i, name in enumerate(("followers", "following", "statuses")):
+                if have[i] != want[i]:
+                    out.append((account_id, name, have[i], want[i]))
+        return out
+
+    def discrepancies(self, tx: Tx) -> list[tuple[int, str, int, int]]:
+        return self._recounted(tx)
+
+    def repair(self, tx: Tx) -> int:
+        wrong = self._recounted(tx)
+        for account_id, name, have, want in wrong:
+            self.add(tx, account_id, 0, **{name: want - have})
+        return len(wrong)

@@ -1,0 +1,63 @@
+"""The job outbox in SQL: the embedded job queue, and the source production relays from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select, update
+
+from roost.domain.models import Job
+from roost.ids import new_id
+from roost.storage.database import Tx, emit
+from roost.storage.schema import jobs
+
+c = jobs.c
+JOBS_ENQUEUED = "jobs-enqueued"
+
+
+def _job(row: Any) -> Job:
+    return Job(row.id, row.kind, orjson.loads(row.payload), row.attempts)
+
+
+class SqlJobStore:
+    def enqueue(self, tx: Tx, kind: str, payload: dict[str, object], run_after: int) -> int:
+        job_id = new_id()
+        tx.execute(jobs.insert().values(
+            id=job_id, kind=kind, payload=orjson.dumps(payload).decode(), attempts=0,
+            run_after=run_after, last_error=None, dead=False,
+        ))
+        emit(tx, JOBS_ENQUEUED)
+        return job_id
+
+    def due(self, tx: Tx, now: int, limit: int) -> list[Job]:
+        rows = tx.execute(
+            select(jobs).where(c.dead.is_(False), c.run_after <= now).order_by(c.id).limit(limit)
+        )
+        return [_job(r) for r in rows]
+
+    def finish(self, tx: Tx, job_id: int) -> None:
+        tx.execute(delete(jobs).where(c.id == job_id))
+
+    def save_progress(self, tx: Tx, job_id: int, payload: dict[str, object]) -> None:
+        encoded = orjson.dumps(payload).decode()
+        tx.execute(update(jobs).where(c.id == job_id).values(payload=encoded))
+
+    def retry(self, tx: Tx, job_id: int, error: str, run_after: int, dead: bool) -> None:
+        tx.execute(update(jobs).where(c.id == job_id).values(
+            attempts=c.attempts + 1, last_error=error[:2000], run_after=run_after, dead=dead
+        ))
+
+    def dead(self, tx: Tx) -> list[tuple[Job, str | None]]:
+        rows = tx.execute(select(jobs).where(c.dead.is_(True)).order_by(c.id))
+        return [(_job(r), r.last_error) for r in rows]
+
+    def revive(self, tx: Tx, job_id: int, now: int) -> bool:
+        result = tx.execute(update(jobs).where(c.id == job_id, c.dead.is_(True)).values(
+            dead=False, attempts=0, run_after=now
+        ))
+        return result.rowcount == 1
+
+    def pending_count(self, tx: Tx) -> int:
+        return int(tx.execute(select(func.count()).select_from(jobs).where(c.dead.is_(False)))
+                   .scalar() or 0)

@@ -1,0 +1,77 @@
+"""OAuth applications, authorization codes and tokens in SQL. Secrets are stored hashed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from roost.domain.models import App, AuthCode, Token
+from roost.storage.database import Tx
+from roost.storage.schema import apps, oauth_codes, tokens
+
+
+def _app(row: Any) -> App:
+    return App(row.id, row.name, row.website, row.redirect_uris.split("\n"),
+               row.scopes.split(), row.client_id, row.client_secret, row.created_at)
+
+
+def _token(row: Any) -> Token:
+    return Token(row.id, row.app_id, row.account_id, row.scopes.split(), row.created_at)
+
+
+class SqlOAuthStore:
+    def insert_app(self, tx: Tx, app: App) -> None:
+        tx.execute(apps.insert().values(
+            id=app.id, name=app.name, website=app.website,
+            redirect_uris="\n".join(app.redirect_uris), scopes=" ".join(app.scopes),
+            client_id=app.client_id, client_secret=app.client_secret, created_at=app.created_at,
+        ))
+
+    def app_by_client_id(self, tx: Tx, client_id: str) -> App | None:
+        row = tx.execute(select(apps).where(apps.c.client_id == client_id)).first()
+        return _app(row) if row else None
+
+    def app_by_id(self, tx: Tx, app_id: int) -> App | None:
+        row = tx.execute(select(apps).where(apps.c.id == app_id)).first()
+        return _app(row) if row else None
+
+    def insert_code(self, tx: Tx, code_hash: str, code: AuthCode) -> None:
+        tx.execute(oauth_codes.insert().values(
+            code_hash=code_hash, app_id=code.app_id, account_id=code.account_id,
+            redirect_uri=code.redirect_uri, scopes=" ".join(code.scopes),
+            code_challenge=code.code_challenge, code_challenge_method=code.code_challenge_method,
+            expires_at=code.expires_at,
+        ))
+
+    def take_code(self, tx: Tx, code_hash: str) -> AuthCode | None:
+        """Return the code and delete it: a code is good for one exchange only."""
+        row = tx.execute(select(oauth_codes).where(oauth_codes.c.code_hash == code_hash)).first()
+        if row is None:
+            return None
+        tx.execute(delete(oauth_codes).where(oauth_codes.c.code_hash == code_hash))
+        return AuthCode(row.app_id, row.account_id, row.redirect_uri, row.scopes.split(),
+                        row.code_challenge, row.code_challenge_method, row.expires_at)
+
+    def insert_token(self, tx: Tx, token: Token, token_hash: str,
+                     refresh_hash: str | None) -> None:
+        tx.execute(tokens.insert().values(
+            id=token.id, token_hash=token_hash, refresh_hash=refresh_hash, app_id=token.app_id,
+            account_id=token.account_id, scopes=" ".join(token.scopes),
+            created_at=token.created_at, revoked_at=None,
+        ))
+
+    def token_by_hash(self, tx: Tx, token_hash: str) -> Token | None:
+        row = tx.execute(select(tokens).where(
+            tokens.c.token_hash == token_hash, tokens.c.revoked_at.is_(None)
+        )).first()
+        return _token(row) if row else None
+
+    def token_by_refresh(self, tx: Tx, refresh_hash: str) -> Token | None:
+        row = tx.execute(select(tokens).where(
+            tokens.c.refresh_hash == refresh_hash, tokens.c.revoked_at.is_(None)
+        )).first()
+        return _token(row) if row else None
+
+    def revoke(self, tx: Tx, token_id: int, at: int) -> None:
+        tx.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))

@@ -1,0 +1,64 @@
+"""Hashtags in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+
+from roost.domain.models import Tag
+from roost.ids import new_id
+from roost.storage.database import Tx
+from roost.storage.schema import status_tags, tags
+from roost.storage.sql.common import insert_ignore
+
+
+class SqlTagStore:
+    def ensure(self, tx: Tx, names: Sequence[str], at: int) -> list[Tag]:
+        if not names:
+            return []
+        rows = [
+            {"id": new_id(), "name": n, "name_lower": n.lower(), "created_at": at} for n in names
+        ]
+        tx.execute(insert_ignore(tx, tags), rows)
+        found = {
+            r.name_lower: Tag(r.id, r.name)
+            for r in tx.execute(
+                select(tags).where(tags.c.name_lower.in_([n.lower() for n in names]))
+            )
+        }
+        return [found[n.lower()] for n in names]
+
+    def by_name(self, tx: Tx, name: str) -> Tag | None:
+        row = tx.execute(select(tags).where(tags.c.name_lower == name.lower())).first()
+        return Tag(row.id, row.name) if row else None
+
+    def link(self, tx: Tx, status_id: int, tag_ids: Iterable[int]) -> None:
+        rows = [{"tag_id": t, "status_id": status_id} for t in set(tag_ids)]
+        if rows:
+            tx.execute(insert_ignore(tx, status_tags), rows)
+
+    def unlink(self, tx: Tx, status_id: int) -> None:
+        tx.execute(delete(status_tags).where(status_tags.c.status_id == status_id))
+
+    def of_statuses(self, tx: Tx, ids: Sequence[int]) -> dict[int, list[Tag]]:
+        if not ids:
+            return {}
+        out: dict[int, list[Tag]] = {}
+        rows = tx.execute(
+            select(status_tags.c.status_id, tags.c.id, tags.c.name)
+            .join(tags, tags.c.id == status_tags.c.tag_id)
+            .where(status_tags.c.status_id.in_(list(ids)))
+        )
+        for status_id, tag_id, name in rows:
+            out.setdefault(status_id, []).append(Tag(tag_id, name))
+        return out
+
+    def search(self, tx: Tx, prefix: str, limit: int, offset: int) -> list[Tag]:
+        needle = prefix.lower().lstrip("#")
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = tx.execute(
+            select(tags).where(tags.c.name_lower.like(escaped + "%", escape="\\"))
+            .order_by(tags.c.name_lower).limit(limit).offset(offset)
+        )
+        return [Tag(r.id, r.name) for r in rows]

@@ -1,0 +1,68 @@
+"""Home timelines in SQL: the embedded implementation of the home timeline store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+
+from roost.domain.models import Page, TimelineEntry
+from roost.storage.database import Tx
+from roost.storage.schema import home_timeline
+from roost.storage.sql.common import insert_ignore, newest_first, paged
+
+c = home_timeline.c
+
+
+class SqlHomeTimelineStore:
+    def add(self, tx: Tx, account_ids: Sequence[int], entry: TimelineEntry) -> None:
+        if not account_ids:
+            return
+        tx.execute(insert_ignore(tx, home_timeline), [
+            {"account_id": a, "status_id": entry.status_id, "author_id": entry.author_id,
+             "reblog_of_id": entry.reblog_of_id}
+            for a in account_ids
+        ])
+
+    def add_many(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
+        if not entries:
+            return
+        tx.execute(insert_ignore(tx, home_timeline), [
+            {"account_id": account_id, "status_id": e.status_id, "author_id": e.author_id,
+             "reblog_of_id": e.reblog_of_id}
+            for e in entries
+        ])
+
+    def page(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
+        stmt = select(c.status_id, c.author_id, c.reblog_of_id).where(c.account_id == account_id)
+        rows = newest_first(tx.execute(paged(stmt, c.status_id, page)).all(), page)
+        return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
+
+    def remove_author(self, tx: Tx, account_id: int, author_id: int) -> None:
+        tx.execute(delete(home_timeline).where(c.account_id == account_id,
+                                               c.author_id == author_id))
+
+    def remove(self, tx: Tx, account_ids: Sequence[int], status_id: int) -> None:
+        if account_ids:
+            tx.execute(delete(home_timeline).where(
+                c.account_id.in_(list(account_ids)), c.status_id == status_id
+            ))
+
+    def trim(self, tx: Tx, account_id: int, keep: int) -> None:
+        oldest_kept = tx.execute(
+            select(c.status_id).where(c.account_id == account_id)
+            .order_by(c.status_id.desc()).offset(keep - 1).limit(1)
+        ).scalar()
+        if oldest_kept is not None:
+            tx.execute(delete(home_timeline).where(
+                c.account_id == account_id, c.status_id < oldest_kept
+            ))
+
+    def enforce_cap(self, tx: Tx, keep: int) -> int:
+        """Trim every timeline longer than ``keep``; returns how many were trimmed."""
+        oversized = list(tx.execute(
+            select(c.account_id).group_by(c.account_id).having(func.count() > keep)
+        ).scalars())
+        for account_id in oversized:
+            self.trim(tx, account_id, keep)
+        return len(oversized)

@@ -1,0 +1,58 @@
+"""The set of stores one Roost process uses, chosen by configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roost.storage.protocols import (
+    AccountStore,
+    CounterStore,
+    FavouriteStore,
+    FollowStore,
+    HomeTimelineStore,
+    JobStore,
+    NotificationStore,
+    OAuthStore,
+    StatusStore,
+    TagStore,
+)
+from roost.storage.sql.accounts import SqlAccountStore, SqlCounterStore
+from roost.storage.sql.favourites import SqlFavouriteStore
+from roost.storage.sql.follows import SqlFollowStore
+from roost.storage.sql.jobs import SqlJobStore
+from roost.storage.sql.notifications import SqlNotificationStore
+from roost.storage.sql.oauth import SqlOAuthStore
+from roost.storage.sql.statuses import SqlStatusStore
+from roost.storage.sql.tags import SqlTagStore
+from roost.storage.sql.timelines import SqlHomeTimelineStore
+
+
+@dataclass
+class Stores:
+    accounts: AccountStore
+    counters: CounterStore
+    follows: FollowStore
+    statuses: StatusStore
+    favourites: FavouriteStore
+    tags: TagStore
+    notifications: NotificationStore
+    oauth: OAuthStore
+    home: HomeTimelineStore
+    jobs: JobStore
+
+
+def sql_stores() -> Stores:
+    """Every store in the relational database: the embedded configuration."""
+    counters = SqlCounterStore()
+    return Stores(
+        accounts=SqlAccountStore(counters),
+        counters=counters,
+        follows=SqlFollowStore(),
+        statuses=SqlStatusStore(),
+        favourites=SqlFavouriteStore(),
+        tags=SqlTagStore(),
+        notifications=SqlNotificationStore(),
+        oauth=SqlOAuthStore(),
+        home=SqlHomeTimelineStore(),
+        jobs=SqlJobStore(),
+    )

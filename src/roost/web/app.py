@@ -1,0 +1,53 @@
+"""The ASGI application: routes, error handlers, and the embedded background worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from roost.runtime import Roost
+from roost.web import errors, openapi
+from roost.web.api import accounts, apps, instance, notifications, search, statuses, timelines
+from roost.web.pages import assets
+from roost.web.pages import oauth as oauth_pages
+
+
+def all_routes() -> list[BaseRoute]:
+    return [
+        *instance.routes,
+        *apps.routes,
+        *accounts.routes,
+        *statuses.routes,
+        *timelines.routes,
+        *notifications.routes,
+        *search.routes,
+        *oauth_pages.routes,
+        *assets.routes,
+        *openapi.routes,
+    ]
+
+
+def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
+    """The web application for ``roost``; with ``run_background`` it also runs the embedded
+    worker (fan-out and other jobs) in the same process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        roost.start()
+        worker = asyncio.create_task(roost.run_background()) if run_background else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            roost.close()
+
+    app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
+    app.state.roost = roost
+    return app

@@ -1,0 +1,271 @@
+"""Domain records as Mastodon's JSON entities (field names and types as Mastodon documents)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost import MASTODON_API_VERSION, __version__
+from roost.clock import iso, iso_date
+from roost.domain import content
+from roost.domain.models import (
+    Account,
+    App,
+    NotificationView,
+    Relationship,
+    StatusView,
+    Tag,
+)
+from roost.domain.oauth import IssuedToken
+from roost.domain.site import Site
+from roost.settings import Settings
+
+JsonObject = dict[str, Any]
+
+
+def _midnight(ms: int) -> str:
+    return iso_date(ms) + "T00:00:00.000Z"
+
+
+def account(site: Site, a: Account) -> JsonObject:
+    avatar = f"{site.base_url}/avatars/original/missing.png"
+    header = f"{site.base_url}/headers/original/missing.png"
+    return {
+        "id": str(a.id),
+        "username": a.username,
+        "acct": a.username,
+        "display_name": a.display_name,
+        "locked": a.locked,
+        "bot": a.bot,
+        "discoverable": a.discoverable,
+        "indexable": a.discoverable,
+        "group": False,
+        "hide_collections": False,
+        "noindex": False,
+        "created_at": _midnight(a.created_at),
+        "note": _note_html(site, a.note),
+        "url": site.profile_url(a.username),
+        "uri": site.account_uri(a.username),
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": a.followers_count,
+        "following_count": a.following_count,
+        "statuses_count": a.statuses_count,
+        "last_status_at": iso_date(a.last_status_at) if a.last_status_at else None,
+        "emojis": [],
+        "roles": [],
+        "fields": [
+            {"name": f.name, "value": content.render_field_value(f.value), "verified_at": None}
+            for f in a.fields
+        ],
+    }
+
+
+def _note_html(site: Site, note: str) -> str:
+    if not note.strip():
+        return ""
+    return content.render(note, profile_url=site.profile_url, tag_url=site.tag_url,
+                          local_domain=site.domain)
+
+
+def credential_account(site: Site, a: Account) -> JsonObject:
+    return {
+        **account(site, a),
+        "source": {
+            "privacy": "public",
+            "sensitive": False,
+            "language": a.locale,
+            "note": a.note,
+            "fields": [{"name": f.name, "value": f.value, "verified_at": None} for f in a.fields],
+            "follow_requests_count": 0,
+            "discoverable": a.discoverable,
+            "indexable": a.discoverable,
+            "hide_collections": False,
+        },
+        "role": {"id": "3" if a.is_admin else "-99", "name": "Admin" if a.is_admin else "",
+                 "permissions": "1" if a.is_admin else "0", "color": "", "highlighted": a.is_admin},
+    }
+
+
+def tag(site: Site, t: Tag) -> JsonObject:
+    return {"name": t.name, "url": site.tag_url(t.name)}
+
+
+def full_tag(site: Site, t: Tag, following: bool = False) -> JsonObject:
+    return {"id": str(t.id), "name": t.name, "url": site.tag_url(t.name), "history": [],
+            "following": following}
+
+
+def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObject:
+    s = v.status
+    out: JsonObject = {
+        "id": str(s.id),
+        "created_at": iso(s.created_at),
+        "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
+        "in_reply_to_account_id": (str(s.in_reply_to_account_id)
+                                   if s.in_reply_to_account_id else None),
+        "sensitive": s.sensitive,
+        "spoiler_text": s.spoiler_text,
+        "visibility": s.visibility.value,
+        "language": s.language,
+        "uri": site.status_uri(v.account.username, s.id),
+        "url": site.status_url(v.account.username, s.id),
+        "replies_count": s.replies_count,
+        "reblogs_count": s.reblogs_count,
+        "favourites_count": s.favourites_count,
+        "edited_at": iso(s.edited_at) if s.edited_at else None,
+        "favourited": v.favourited,
+        "reblogged": v.reblogged,
+        "muted": False,
+        "bookmarked": False,
+        "content": s.content,
+        "filtered": [],
+        "reblog": status(site, v.reblog) if v.reblog else None,
+        "application": None,
+        "account": account(site, v.account),
+        "media_attachments": [],
+        "mentions": [
+            {"id": str(m.id), "username": m.username, "url": site.profile_url(m.username),
+             "acct": m.username}
+            for m in v.mentions
+        ],
+        "tags": [tag(site, t) for t in v.tags],
+        "emojis": [],
+        "card": None,
+        "poll": None,
+    }
+    if v.reblog:
+        out["favourited"] = v.reblog.favourited
+        out["reblogged"] = v.reblog.reblogged
+    if with_source:
+        out["text"] = s.text
+    return out
+
+
+def notification(site: Site, n: NotificationView) -> JsonObject:
+    return {
+        "id": str(n.notification.id),
+        "type": n.notification.type,
+        "group_key": f"ungrouped-{n.notification.id}",
+        "created_at": iso(n.notification.created_at),
+        "account": account(site, n.account),
+        "status": status(site, n.status) if n.status else None,
+    }
+
+
+def relationship(r: Relationship) -> JsonObject:
+    return {
+        "id": str(r.id),
+        "following": r.following,
+        "showing_reblogs": r.showing_reblogs,
+        "notifying": r.notifying,
+        "languages": None,
+        "followed_by": r.followed_by,
+        "blocking": False,
+        "blocked_by": False,
+        "muting": False,
+        "muting_notifications": False,
+        "requested": r.requested,
+        "requested_by": False,
+        "domain_blocking": False,
+        "endorsed": False,
+        "note": "",
+    }
+
+
+def application(app: App, *, with_secret: bool) -> JsonObject:
+    out: JsonObject = {
+        "id": str(app.id),
+        "name": app.name,
+        "website": app.website,
+        "scopes": app.scopes,
+        "redirect_uri": "\n".join(app.redirect_uris),
+        "redirect_uris": app.redirect_uris,
+        "vapid_key": "",
+    }
+    if with_secret:
+        out["client_id"] = app.client_id
+        out["client_secret"] = app.client_secret
+        out["client_secret_expires_at"] = 0
+    return out
+
+
+def token(t: IssuedToken) -> JsonObject:
+    out: JsonObject = {
+        "access_token": t.access_token,
+        "token_type": "Bearer",
+        "scope": " ".join(t.scopes),
+        "created_at": t.created_at // 1000,
+    }
+    if t.refresh_token:
+        out["refresh_token"] = t.refresh_token
+    return out
+
+
+def version_string() -> str:
+    return f"{MASTODON_API_VERSION} (compatible; Roost {__version__})"
+
+
+def _limits(settings: Settings) -> JsonObject:
+    return {
+        "urls": {"streaming": settings.base_url().replace("http", "ws", 1)},
+        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0,
+                     "max_display_name_length": 30, "max_note_length": 500,
+                     "max_profile_fields": 4, "profile_field_name_limit": 255,
+                     "profile_field_value_limit": 255},
+        "statuses": {"max_characters": settings.max_post_chars, "max_media_attachments": 0,
+                     "characters_reserved_per_url": content.URL_LENGTH},
+        "media_attachments": {"supported_mime_types": [], "image_size_limit": 0,
+                              "image_matrix_limit": 0, "video_size_limit": 0,
+                              "video_frame_rate_limit": 0, "video_matrix_limit": 0,
+                              "description_limit": 0},
+        "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 300,
+                  "max_expiration": 2629746},
+        "translation": {"enabled": False},
+    }
+
+
+def instance_v2(settings: Settings, active_users: int) -> JsonObject:
+    base = settings.base_url()
+    return {
+        "domain": settings.domain,
+        "title": settings.title,
+        "version": version_string(),
+        "source_url": "https://roost.invalid/source",
+        "description": "A Roost server: microblogging that keeps up when one account gains a "
+                       "million followers.",
+        "usage": {"users": {"active_month": active_users}},
+        "thumbnail": {"url": f"{base}/headers/original/missing.png", "blurhash": None,
+                      "versions": {}},
+        "icon": [],
+        "languages": ["en"],
+        "configuration": _limits(settings),
+        "registrations": {"enabled": settings.registrations_open, "approval_required": False,
+                          "message": None, "url": None},
+        "api_versions": {"mastodon": 2},
+        "contact": {"email": settings.contact_email, "account": None},
+        "rules": [],
+    }
+
+
+def instance_v1(settings: Settings, users: int, statuses: int) -> JsonObject:
+    return {
+        "uri": settings.domain,
+        "title": settings.title,
+        "short_description": "A Roost server.",
+        "description": "A Roost server: microblogging that keeps up when one account gains a "
+                       "million followers.",
+        "email": settings.contact_email,
+        "version": version_string(),
+        "urls": {"streaming_api": settings.base_url().replace("http", "ws", 1)},
+        "stats": {"user_count": users, "status_count": statuses, "domain_count": 1},
+        "thumbnail": None,
+        "languages": ["en"],
+        "registrations": settings.registrations_open,
+        "approval_required": False,
+        "invites_enabled": False,
+        "configuration": _limits(settings),
+        "contact_account": None,
+        "rules": [],
+    }
