@@ -139,3 +139,23 @@ class User:
 @pytest.fixture
 def api(client: TestClient, roost: Roost) -> Api:
     return Api(client, roost)
+
+
+@pytest.fixture
+def make_api(tmp_path: Path) -> Iterator[Any]:
+    """Build an Api on a Roost with custom settings: ``make_api(allow_password_grant=True)``."""
+    opened: list[tuple[TestClient, Roost]] = []
+
+    def make(**overrides: Any) -> Api:
+        data_dir = tmp_path / f"data{len(opened)}"
+        instance = Roost(Settings(data_dir=data_dir, port=8000, sqlite_synchronous="NORMAL",
+                                  **overrides))
+        test_client = TestClient(create_app(instance), base_url="http://localhost:8000")
+        test_client.__enter__()
+        opened.append((test_client, instance))
+        return Api(test_client, instance)
+
+    yield make
+    for test_client, instance in opened:
+        test_client.__exit__(None, None, None)
+        instance.close()

@@ -16,7 +16,10 @@ EPILOG = ("\b\nSettings (environment variables; flags override them):\n" + setti
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    values = {k: v for k, v in {**ctx.obj, **overrides}.items() if v is not None}
+    # A subcommand flag left unset (None) must not hide the same flag given to the group
+    # (`roost --data-dir X serve`).
+    values = {k: v for k, v in ctx.obj.items() if v is not None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 
 

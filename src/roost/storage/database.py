@@ -75,8 +75,13 @@ class Database:
 
     def _make_engine(self, url: str, *, writer: bool) -> Engine:
         if self.dialect != "sqlite":
+            # Readers see one snapshot per operation, as a SQLite read transaction does
+            # (read-only REPEATABLE READ never fails to serialise); the writer stays READ
+            # COMMITTED so upserts from other processes never raise serialisation errors.
             return create_engine(url, pool_size=1 if writer else 16,
-                                 max_overflow=0 if writer else 16, pool_pre_ping=True)
+                                 max_overflow=0 if writer else 16, pool_pre_ping=True,
+                                 isolation_level="READ COMMITTED" if writer
+                                 else "REPEATABLE READ")
         engine = create_engine(url, pool_size=1 if writer else 16,
                                max_overflow=0 if writer else 16,
                                connect_args={"check_same_thread": False, "timeout": 30})

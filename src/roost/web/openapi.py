@@ -25,7 +25,8 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
             continue  # trailing-slash aliases
         doc = inspect.getdoc(route.endpoint) or ""
         summary = doc.split("\n")[0] if doc else route.name.replace("_", " ")
-        tag = route.path.split("/")[3] if route.path.startswith("/api/") else "oauth"
+        parts = route.path.split("/")
+        tag = parts[3] if route.path.startswith("/api/v") and len(parts) > 3 else "oauth"
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _PARAM.findall(route.path)

@@ -18,7 +18,8 @@ NOTIFICATIONS = (40, 80)
 
 def page_from(params: Params, limits: tuple[int, int]) -> Page:
     default, maximum = limits
-    limit = params.int("limit", default) or default
+    limit = params.int("limit")
+    limit = default if limit is None else limit
     return Page(
         max_id=params.id("max_id"),
         since_id=params.id("since_id"),

@@ -1,0 +1,89 @@
+"""The roost command: help, migrate, create-user, token, check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from roost.cli import main
+from roost.settings import Settings
+
+
+def test_help_documents_every_command_and_setting() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "migrate", "check", "create-user", "token"):
+        assert command in result.output
+    for name in Settings.model_fields:
+        assert f"ROOST_{name.upper()}" in result.output
+
+
+def test_user_token_and_check(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(main, [*data, "migrate"]).exit_code == 0
+    created = runner.invoke(main, [*data, "create-user", "admin", "--email", "a@example.com",
+                                   "--password", "long enough pw", "--admin"])
+    assert created.exit_code == 0, created.output
+    assert "Created @admin" in created.output
+    duplicate = runner.invoke(main, [*data, "create-user", "admin", "--email", "b@example.com",
+                                     "--password", "long enough pw"])
+    assert duplicate.exit_code != 0
+    token = runner.invoke(main, [*data, "token", "create", "admin", "--scopes", "read"])
+    assert token.exit_code == 0, token.output
+    assert len(token.output.strip()) > 30
+    assert runner.invoke(main, [*data, "token", "create", "ghost"]).exit_code != 0
+    assert runner.invoke(main, [*data, "token", "create", "admin", "--scopes", "root"]
+                         ).exit_code != 0
+    check = runner.invoke(main, [*data, "check"])
+    assert check.exit_code == 0 and "match" in check.output
+
+
+def test_check_finds_and_repairs_a_wrong_counter(tmp_path: Path) -> None:
+    import sqlite3
+
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    runner.invoke(main, [*data, "create-user", "alice", "--email", "a@example.com",
+                         "--password", "long enough pw"])
+    with sqlite3.connect(tmp_path / "roost.db") as db:
+        (account_id,) = db.execute("SELECT id FROM accounts").fetchone()
+        db.execute("INSERT INTO account_counters VALUES (?, 3, 5, 0, 0)", (account_id,))
+    broken = runner.invoke(main, [*data, "check"])
+    assert broken.exit_code == 1
+    assert "followers is 5, rows say 0" in broken.output
+    assert runner.invoke(main, [*data, "check", "--repair"]).exit_code == 1
+    assert runner.invoke(main, [*data, "check"]).exit_code == 0
+
+
+@pytest.mark.timeout(60)
+def test_serve_uses_data_dir_from_environment(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ROOST_DATA_DIR": str(tmp_path / "env-data"), "ROOST_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "roost", "serve"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/instance").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                import time
+
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not start")
+        assert (tmp_path / "env-data" / "roost.db").exists()
+    finally:
+        process.terminate()
+        process.wait(10)

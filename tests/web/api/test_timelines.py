@@ -1,0 +1,139 @@
+"""Timelines: home with hybrid fan-out, public, hashtag, paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost.runtime import Roost
+from tests.conftest import Api, wait_for_jobs
+
+
+def _ids(statuses: list[dict[str, Any]]) -> list[str]:
+    return [s["id"] for s in statuses]
+
+
+def test_home_has_own_and_followed_posts(api: Api, roost: Roost) -> None:
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    bob.follow(alice)
+    mine = bob.post_status("mine")
+    theirs = alice.post_status("theirs")
+    stranger = carol.post_status("stranger")
+    wait_for_jobs(roost)
+    home = _ids(bob.get("/api/v1/timelines/home").json())
+    assert home == [theirs["id"], mine["id"]]
+    assert stranger["id"] not in home
+
+
+def test_follow_backfills_and_unfollow_removes(api: Api, roost: Roost) -> None:
+    alice, bob = api.register("alice"), api.register("bob")
+    old = [alice.post_status(f"old {i}") for i in range(3)]
+    bob.follow(alice)
+    wait_for_jobs(roost)
+    assert _ids(bob.get("/api/v1/timelines/home").json()) == _ids(old[::-1])
+    bob.post(f"/api/v1/accounts/{alice.id}/unfollow")
+    wait_for_jobs(roost)
+    assert bob.get("/api/v1/timelines/home").json() == []
+
+
+def test_replies_reach_only_those_who_follow_both(api: Api, roost: Roost) -> None:
+    alice, bob, carol, dave = (api.register(n) for n in ("alice", "bob", "carol", "dave"))
+    carol.follow(alice)
+    dave.follow(alice)
+    dave.follow(bob)
+    bobs = bob.post_status("bob says")
+    reply = alice.post_status("@bob indeed", in_reply_to_id=bobs["id"])
+    wait_for_jobs(roost)
+    assert reply["id"] not in _ids(carol.get("/api/v1/timelines/home").json())
+    assert reply["id"] in _ids(dave.get("/api/v1/timelines/home").json())
+
+
+def test_reblogs_reach_followers_unless_hidden(api: Api, roost: Roost) -> None:
+    alice, bob, carol, dave = (api.register(n) for n in ("alice", "bob", "carol", "dave"))
+    carol.follow(bob)
+    dave.post(f"/api/v1/accounts/{bob.id}/follow", data={"reblogs": "false"})
+    original = alice.post_status("worth sharing")
+    reblog = bob.post(f"/api/v1/statuses/{original['id']}/reblog").json()
+    wait_for_jobs(roost)
+    carol_home = carol.get("/api/v1/timelines/home").json()
+    assert _ids(carol_home) == [reblog["id"]]
+    assert carol_home[0]["reblog"]["id"] == original["id"]
+    assert dave.get("/api/v1/timelines/home").json() == []
+
+
+def test_private_and_direct_delivery(api: Api, roost: Roost) -> None:
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    bob.follow(alice)
+    private = alice.post_status("followers", visibility="private")
+    direct = alice.post_status("hi @carol", visibility="direct")
+    wait_for_jobs(roost)
+    assert _ids(bob.get("/api/v1/timelines/home").json()) == [private["id"]]
+    assert _ids(carol.get("/api/v1/timelines/home").json()) == [direct["id"]]
+    assert _ids(alice.get("/api/v1/timelines/home").json()) == [direct["id"], private["id"]]
+
+
+def test_paging_windows_and_links(api: Api, roost: Roost) -> None:
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    posts = [alice.post_status(f"post {i}")["id"] for i in range(7)]
+    wait_for_jobs(roost)
+    newest_first = posts[::-1]
+    page = bob.get("/api/v1/timelines/home", params={"limit": 3})
+    assert _ids(page.json()) == newest_first[:3]
+    next_url = page.headers["link"].split(";")[0].strip("<>")
+    assert _ids(bob.get(next_url).json()) == newest_first[3:6]
+    since = bob.get("/api/v1/timelines/home", params={"since_id": posts[2], "limit": 2})
+    assert _ids(since.json()) == newest_first[:2]
+    above = bob.get("/api/v1/timelines/home", params={"min_id": posts[2], "limit": 2})
+    assert _ids(above.json()) == [posts[4], posts[3]]
+    window = bob.get("/api/v1/timelines/home",
+                     params={"max_id": posts[5], "since_id": posts[1]})
+    assert _ids(window.json()) == [posts[4], posts[3], posts[2]]
+    assert bob.get("/api/v1/timelines/home", params={"limit": 1000}).status_code == 200
+    assert len(bob.get("/api/v1/timelines/home", params={"limit": 0}).json()) == 1
+    assert bob.get("/api/v1/timelines/home", params={"max_id": "x"}).status_code == 400
+    assert bob.get("/api/v1/timelines/home", params={"limit": "x"}).status_code == 400
+    empty = bob.get("/api/v1/timelines/home", params={"max_id": posts[0]})
+    assert empty.json() == [] and "link" not in empty.headers
+
+
+def test_public_and_tag_timelines(api: Api) -> None:
+    alice, bob = api.register("alice"), api.register("bob")
+    public = alice.post_status("hello #Birds")
+    alice.post_status("quiet #birds", visibility="unlisted")
+    alice.post_status("friends #birds", visibility="private")
+    bob.post_status("@alice reply #birds", in_reply_to_id=public["id"])
+    alice.post(f"/api/v1/statuses/{public['id']}/reblog")
+    timeline = api.client.get("/api/v1/timelines/public").json()
+    assert _ids(timeline) == [public["id"]]
+    assert api.client.get("/api/v1/timelines/public", params={"remote": "true"}).json() == []
+    tagged = api.client.get("/api/v1/timelines/tag/BIRDS").json()
+    assert len(tagged) == 2 and public["id"] in _ids(tagged)
+    assert api.client.get("/api/v1/timelines/tag/nothing").json() == []
+
+
+def test_celebrity_posts_are_merged_at_read_time(make_api: Any) -> None:
+    api = make_api(fanout_pull_above=3, fanout_push_below=2)
+    roost: Roost = api.roost
+    star = api.register("star")
+    fans = [api.register(f"fan{i}") for i in range(3)]
+    before = star.post_status("pushed before")
+    for fan in fans:
+        fan.follow(star)
+    wait_for_jobs(roost)
+    pulled = star.post_status("merged at read")
+    assert roost.db.read_sync(roost.stores.jobs.pending_count) == 0  # no fan-out job
+    for fan in fans:
+        home = _ids(fan.get("/api/v1/timelines/home").json())
+        assert home == [pulled["id"], before["id"]]
+    assert _ids(star.get("/api/v1/timelines/home").json()) == [pulled["id"], before["id"]]
+    # Back below the lower threshold: pushed again, and the pulled post is neither lost
+    # nor duplicated.
+    fans[0].post(f"/api/v1/accounts/{star.id}/unfollow")
+    fans[1].post(f"/api/v1/accounts/{star.id}/unfollow")
+    after = star.post_status("pushed after")
+    wait_for_jobs(roost)
+    home = _ids(fans[2].get("/api/v1/timelines/home").json())
+    assert home == [after["id"], pulled["id"], before["id"]]
+    page = _ids(fans[2].get("/api/v1/timelines/home", params={"limit": 2}).json())
+    assert page == [after["id"], pulled["id"]]
+    assert fans[0].get("/api/v1/timelines/home").json() == []
