@@ -37,23 +37,29 @@ class FollowService:
 
     async def follow(self, follower_id: int, target_id: int, *, reblogs: bool | None = None,
                      notify_posts: bool | None = None) -> Relationship:
+        """Follow; a locked account gets a follow request to accept or reject instead."""
+
         def apply(tx: Tx) -> Relationship:
-            self._target(tx, follower_id, target_id)
+            target = self._target(tx, follower_id, target_id)
             existing = self.stores.follows.get(tx, follower_id, target_id)
+            show_reblogs = True if reblogs is None else reblogs
             if existing is not None:
                 show_reblogs = existing[0] if reblogs is None else reblogs
                 notifying = existing[1] if notify_posts is None else notify_posts
                 if (show_reblogs, notifying) != existing:
                     self.stores.follows.update(tx, follower_id, target_id, show_reblogs, notifying)
+            elif target.locked:
+                if self.stores.follow_requests.insert(tx, follower_id, target_id, new_id(),
+                                                      now_ms(), show_reblogs, bool(notify_posts)):
+                    notify(self.stores, tx, target_id, "follow_request", follower_id)
             else:
-                self._add_edge(tx, follower_id, target_id,
-                               True if reblogs is None else reblogs, bool(notify_posts))
+                self._add_edge(tx, follower_id, target_id, show_reblogs, bool(notify_posts))
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
 
     def _add_edge(self, tx: Tx, follower_id: int, target_id: int, show_reblogs: bool,
-                  notifying: bool) -> None:
+                  notifying: bool, *, notify_target: bool = True) -> None:
         at = now_ms()
         stores = self.stores
         if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
@@ -62,7 +68,8 @@ class FollowService:
         stores.counters.add(tx, target_id, follower_id % self.shards, followers=1)
         stores.counters.add(tx, follower_id, target_id % self.shards, following=1)
         stores.follows.record_event(tx, target_id, follower_id, +1, new_id(), at)
-        notify(stores, tx, target_id, "follow", follower_id)
+        if notify_target:
+            notify(stores, tx, target_id, "follow", follower_id)
         stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
                             run_after=0)
         self._update_fanout_mode(tx, target_id)
@@ -71,6 +78,8 @@ class FollowService:
         def apply(tx: Tx) -> Relationship:
             self._target(tx, follower_id, target_id)
             stores = self.stores
+            if stores.follow_requests.take(tx, follower_id, target_id) is not None:
+                withdraw(stores, tx, target_id, "follow_request", follower_id)
             if stores.follows.delete(tx, follower_id, target_id):
                 stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
                 stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)
@@ -92,9 +101,46 @@ class FollowService:
         elif account.pulled and account.followers_count < self.push_below:
             self.stores.accounts.update(tx, account_id, {"pulled": False})
 
+    async def authorize_request(self, account_id: int, requester_id: int) -> Relationship:
+        """Accept a follow request: the requester now follows ``account_id``."""
+
+        def apply(tx: Tx) -> Relationship:
+            options = self.stores.follow_requests.take(tx, requester_id, account_id)
+            if options is None:
+                raise NotFound()
+            withdraw(self.stores, tx, account_id, "follow_request", requester_id)
+            self._add_edge(tx, requester_id, account_id, *options, notify_target=False)
+            return self.relationships_in(tx, account_id, [requester_id])[0]
+
+        return await self.db.write(apply)
+
+    async def reject_request(self, account_id: int, requester_id: int) -> Relationship:
+        def apply(tx: Tx) -> Relationship:
+            if self.stores.follow_requests.take(tx, requester_id, account_id) is None:
+                raise NotFound()
+            withdraw(self.stores, tx, account_id, "follow_request", requester_id)
+            return self.relationships_in(tx, account_id, [requester_id])[0]
+
+        return await self.db.write(apply)
+
+    async def requests(self, account_id: int, page: Page) -> list[tuple[int, Account]]:
+        """Pending requests to follow ``account_id``, newest first."""
+
+        def read(tx: Tx) -> list[tuple[int, Account]]:
+            rows = self.stores.follow_requests.page(tx, account_id, page)
+            accounts = self.stores.accounts.by_ids(tx, [a for _, a in rows])
+            return [(i, accounts[a]) for i, a in rows if a in accounts]
+
+        return await self.db.read(read)
+
+    async def pending_request_count(self, account_id: int) -> int:
+        return await self.db.read(lambda tx: self.stores.follow_requests.count(tx, account_id))
+
     def relationships_in(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
         following = self.stores.follows.following_of(tx, viewer_id, ids)
         followed_by = self.stores.follows.followed_by(tx, viewer_id, ids)
+        requested = self.stores.follow_requests.pending_from(tx, viewer_id, ids)
+        requested_by = self.stores.follow_requests.pending_to(tx, viewer_id, ids)
         out = []
         for account_id in ids:
             flags = following.get(account_id)
@@ -104,6 +150,8 @@ class FollowService:
                 followed_by=account_id in followed_by,
                 showing_reblogs=bool(flags and flags[0]),
                 notifying=bool(flags and flags[1]),
+                requested=account_id in requested,
+                requested_by=account_id in requested_by,
             ))
         return out
 

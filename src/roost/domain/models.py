@@ -88,6 +88,7 @@ class Relationship:
     showing_reblogs: bool = False
     notifying: bool = False
     requested: bool = False
+    requested_by: bool = False
 
 
 @dataclass

@@ -74,6 +74,20 @@ follows = Table(
     Index("ix_follows_account_id", "account_id", "id"),
 )
 
+# Pending requests to follow a locked account; they become follows when the account accepts.
+follow_requests = Table(
+    "follow_requests",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),  # who asks
+    Column("target_account_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("show_reblogs", Boolean, nullable=False, default=True),
+    Column("notify", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "target_account_id"),
+    Index("ix_follow_requests_target_id", "target_account_id", "id"),
+)
+
 # One row per follow (+1) or unfollow (-1) that really changed the graph: the follower history.
 follow_events = Table(
     "follow_events",

@@ -8,6 +8,7 @@ from roost.storage.protocols import (
     AccountStore,
     CounterStore,
     FavouriteStore,
+    FollowRequestStore,
     FollowStore,
     HomeTimelineStore,
     JobStore,
@@ -18,7 +19,7 @@ from roost.storage.protocols import (
 )
 from roost.storage.sql.accounts import SqlAccountStore, SqlCounterStore
 from roost.storage.sql.favourites import SqlFavouriteStore
-from roost.storage.sql.follows import SqlFollowStore
+from roost.storage.sql.follows import SqlFollowRequestStore, SqlFollowStore
 from roost.storage.sql.jobs import SqlJobStore
 from roost.storage.sql.notifications import SqlNotificationStore
 from roost.storage.sql.oauth import SqlOAuthStore
@@ -32,6 +33,7 @@ class Stores:
     accounts: AccountStore
     counters: CounterStore
     follows: FollowStore
+    follow_requests: FollowRequestStore
     statuses: StatusStore
     favourites: FavouriteStore
     tags: TagStore
@@ -48,6 +50,7 @@ def sql_stores() -> Stores:
         accounts=SqlAccountStore(counters),
         counters=counters,
         follows=SqlFollowStore(),
+        follow_requests=SqlFollowRequestStore(),
         statuses=SqlStatusStore(),
         favourites=SqlFavouriteStore(),
         tags=SqlTagStore(),

@@ -11,7 +11,16 @@ from starlette.routing import BaseRoute
 
 from roost.runtime import Roost
 from roost.web import errors, openapi
-from roost.web.api import accounts, apps, instance, notifications, search, statuses, timelines
+from roost.web.api import (
+    accounts,
+    apps,
+    follow_requests,
+    instance,
+    notifications,
+    search,
+    statuses,
+    timelines,
+)
 from roost.web.pages import assets
 from roost.web.pages import oauth as oauth_pages
 
@@ -21,6 +30,7 @@ def all_routes() -> list[BaseRoute]:
         *instance.routes,
         *apps.routes,
         *accounts.routes,
+        *follow_requests.routes,
         *statuses.routes,
         *timelines.routes,
         *notifications.routes,

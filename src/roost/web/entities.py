@@ -69,7 +69,7 @@ def _note_html(site: Site, note: str) -> str:
                           local_domain=site.domain)
 
 
-def credential_account(site: Site, a: Account) -> JsonObject:
+def credential_account(site: Site, a: Account, follow_requests_count: int = 0) -> JsonObject:
     return {
         **account(site, a),
         "source": {
@@ -78,7 +78,7 @@ def credential_account(site: Site, a: Account) -> JsonObject:
             "language": a.locale,
             "note": a.note,
             "fields": [{"name": f.name, "value": f.value, "verified_at": None} for f in a.fields],
-            "follow_requests_count": 0,
+            "follow_requests_count": follow_requests_count,
             "discoverable": a.discoverable,
             "indexable": a.discoverable,
             "hide_collections": False,
@@ -167,7 +167,7 @@ def relationship(r: Relationship) -> JsonObject:
         "muting": False,
         "muting_notifications": False,
         "requested": r.requested,
-        "requested_by": False,
+        "requested_by": r.requested_by,
         "domain_blocking": False,
         "endorsed": False,
         "note": "",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 
 from roost.domain.models import Page
 from roost.storage.database import Tx
-from roost.storage.schema import accounts, follow_events, follows
+from roost.storage.schema import accounts, follow_events, follow_requests, follows
 from roost.storage.sql.common import insert_ignore, newest_first, paged
 
 
@@ -116,3 +116,49 @@ class SqlFollowStore:
             target_account_id=target_id, id=event_id, account_id=follower_id, delta=delta,
             created_at=at,
         ))
+
+
+class SqlFollowRequestStore:
+    def insert(self, tx: Tx, requester_id: int, target_id: int, request_id: int, at: int,
+               show_reblogs: bool, notify: bool) -> bool:
+        result = tx.execute(insert_ignore(tx, follow_requests).values(
+            account_id=requester_id, target_account_id=target_id, id=request_id,
+            show_reblogs=show_reblogs, notify=notify, created_at=at,
+        ))
+        return result.rowcount == 1
+
+    def take(self, tx: Tx, requester_id: int, target_id: int) -> tuple[bool, bool] | None:
+        """Remove a pending request; its (show_reblogs, notify) options, or None."""
+        r = follow_requests.c
+        row = tx.execute(select(r.show_reblogs, r.notify).where(
+            r.account_id == requester_id, r.target_account_id == target_id)).first()
+        if row is None:
+            return None
+        tx.execute(delete(follow_requests).where(
+            r.account_id == requester_id, r.target_account_id == target_id))
+        return (row[0], row[1])
+
+    def pending_from(self, tx: Tx, requester_id: int, ids: Sequence[int]) -> set[int]:
+        if not ids:
+            return set()
+        r = follow_requests.c
+        return set(tx.execute(select(r.target_account_id).where(
+            r.account_id == requester_id, r.target_account_id.in_(list(ids)))).scalars())
+
+    def pending_to(self, tx: Tx, target_id: int, ids: Sequence[int]) -> set[int]:
+        if not ids:
+            return set()
+        r = follow_requests.c
+        return set(tx.execute(select(r.account_id).where(
+            r.target_account_id == target_id, r.account_id.in_(list(ids)))).scalars())
+
+    def page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
+        r = follow_requests.c
+        stmt = select(r.id, r.account_id).where(r.target_account_id == target_id)
+        rows = tx.execute(paged(stmt, r.id, page)).all()
+        return [(row[0], row[1]) for row in newest_first(rows, page)]
+
+    def count(self, tx: Tx, target_id: int) -> int:
+        r = follow_requests.c
+        return int(tx.execute(select(func.count()).select_from(follow_requests).where(
+            r.target_account_id == target_id)).scalar() or 0)

@@ -34,9 +34,11 @@ async def register(request: Request) -> Response:
 
 async def verify_credentials(request: Request) -> Response:
     """The signed-in account, with its source fields."""
+    roost = roost_of(request)
     account = await require_user(request, "read:accounts")
-    fresh = await roost_of(request).accounts.get(account.id)
-    return Json(entities.credential_account(roost_of(request).site, fresh))
+    fresh = await roost.accounts.get(account.id)
+    pending = await roost.follows.pending_request_count(account.id)
+    return Json(entities.credential_account(roost.site, fresh, pending))
 
 
 async def update_credentials(request: Request) -> Response:
@@ -55,7 +57,8 @@ async def update_credentials(request: Request) -> Response:
         discoverable=params.bool("discoverable"),
     )
     updated = await roost.accounts.update_profile(account.id, changes)
-    return Json(entities.credential_account(roost.site, updated))
+    pending = await roost.follows.pending_request_count(account.id)
+    return Json(entities.credential_account(roost.site, updated, pending))
 
 
 async def get_account(request: Request) -> Response:
