@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         False,
         description="Enable the OAuth password grant (off by default, as in Mastodon 4.4).",
     )
+    signups_per_hour: int = Field(
+        100, description="Sign-ups allowed from one IP address per hour (then 429)."
+    )
+    failed_logins_per_5min: int = Field(
+        10, description="Failed sign-ins allowed per IP address and login per 5 minutes."
+    )
     max_post_chars: int = Field(500, description="Maximum length of a post, counted as Mastodon.")
     home_timeline_size: int = Field(800, description="Entries kept per home timeline.")
     fanout_pull_above: int = Field(

@@ -23,6 +23,7 @@ from roost.web.api import (
 )
 from roost.web.pages import assets
 from roost.web.pages import oauth as oauth_pages
+from roost.web.ratelimit import Window
 
 
 def all_routes() -> list[BaseRoute]:
@@ -60,4 +61,6 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
 
     app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
     app.state.roost = roost
+    app.state.signups = Window(roost.settings.signups_per_hour, 3600)
+    app.state.failed_logins = Window(roost.settings.failed_logins_per_5min, 300)
     return app

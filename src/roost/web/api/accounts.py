@@ -13,6 +13,7 @@ from roost.web import entities
 from roost.web.auth import optional_user, require_token, require_user, roost_of
 from roost.web.pagination import ACCOUNTS, STATUSES, link_header, page_from
 from roost.web.params import path_id, read_params
+from roost.web.ratelimit import client_key
 from roost.web.responses import Json
 
 
@@ -22,6 +23,7 @@ async def register(request: Request) -> Response:
     auth = await require_token(request, "write:accounts")
     if not roost.settings.registrations_open:
         raise Forbidden("Registrations are closed on this server")
+    request.app.state.signups.take(client_key(request))
     params = await read_params(request)
     account = await roost.accounts.register(
         params.str("username") or "", params.str("email") or "", params.str("password") or "",

@@ -14,6 +14,7 @@ from roost.domain.oauth import OAuthError, parse_scopes, within
 from roost.web import entities
 from roost.web.auth import require_token, roost_of
 from roost.web.params import Params, read_params
+from roost.web.ratelimit import sign_in
 from roost.web.responses import Json
 
 
@@ -83,8 +84,8 @@ async def token(request: Request) -> Response:
                              "malformed.")
         account_id = None
         if grant == "password":
-            account = await roost.accounts.authenticate(params.str("username") or "",
-                                                        params.str("password") or "")
+            account = await sign_in(request, params.str("username") or "",
+                                    params.str("password") or "")
             if account is None:
                 raise OAuthError("invalid_grant", "The provided authorization grant is invalid, "
                                  "expired, revoked, does not match the redirection URI used in "

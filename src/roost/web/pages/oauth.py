@@ -8,10 +8,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from roost.domain.errors import RateLimited
 from roost.domain.models import App
 from roost.domain.oauth import OOB, OAuthError, parse_scopes, within
 from roost.web.auth import roost_of
 from roost.web.params import Params, read_params
+from roost.web.ratelimit import sign_in
 from roost.web.templating import templates
 
 _FORWARDED = ("client_id", "redirect_uri", "scope", "state", "response_type", "code_challenge",
@@ -97,8 +99,11 @@ async def authorize(request: Request) -> Response:
     state = params.str("state")
     if params.str("decision") == "deny":
         return _redirect(redirect_uri, error="access_denied", state=state)
-    account = await roost.accounts.authenticate(params.str("login") or "",
-                                                params.str("password") or "")
+    try:
+        account = await sign_in(request, params.str("login") or "", params.str("password") or "")
+    except RateLimited:
+        return _form(request, params, app, scopes,
+                     "Too many failed attempts. Wait a few minutes and try again.", 429)
     if account is None:
         return _form(request, params, app, scopes, "Wrong username, e-mail or password.", 401)
     code = await roost.oauth.issue_code(app, account.id, redirect_uri, scopes,
