@@ -43,11 +43,12 @@ class Roost:
                            write_batch_max=settings.write_batch_max)
         self.stores = sql_stores()
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
-        self.accounts = AccountService(self.db, self.stores)
         self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)
         self.follows = FollowService(self.db, self.stores, counter_shards=settings.counter_shards,
                                      pull_above=settings.fanout_pull_above,
                                      push_below=settings.fanout_push_below)
+        self.accounts = AccountService(self.db, self.stores,
+                                       on_unlock=self.follows.accept_all_requests)
         self.timelines = TimelineService(self.db, self.stores, self.posts,
                                          home_size=settings.home_timeline_size,
                                          fanout_batch=settings.fanout_batch_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -48,9 +49,12 @@ class ProfileChanges:
 
 
 class AccountService:
-    def __init__(self, db: Database, stores: Stores) -> None:
+    def __init__(self, db: Database, stores: Stores,
+                 on_unlock: Callable[[Tx, int], None] | None = None) -> None:
         self.db = db
         self.stores = stores
+        self.on_unlock = on_unlock
+        """Called in the same transaction when a locked account unlocks (accepts requests)."""
 
     async def register(self, username: str, email: str, password: str, *, agreement: bool,
                        locale: str = "en", is_admin: bool = False) -> Account:
@@ -166,8 +170,11 @@ class AccountService:
                 values[flag] = value
 
         def apply(tx: Tx) -> Account:
+            before = self.stores.accounts.by_ids(tx, [account_id])[account_id]
             if values:
                 self.stores.accounts.update(tx, account_id, values)
+            if before.locked and values.get("locked") is False and self.on_unlock:
+                self.on_unlock(tx, account_id)
             return self.stores.accounts.by_ids(tx, [account_id])[account_id]
 
         return await self.db.write(apply)

@@ -114,6 +114,18 @@ class FollowService:
 
         return await self.db.write(apply)
 
+    def accept_all_requests(self, tx: Tx, account_id: int) -> None:
+        """An account unlocked: every pending request becomes a follow, as in Mastodon."""
+        while True:
+            pending = self.stores.follow_requests.page(tx, account_id, Page(limit=500))
+            if not pending:
+                return
+            for _, requester_id in pending:
+                options = self.stores.follow_requests.take(tx, requester_id, account_id)
+                if options is not None:
+                    withdraw(self.stores, tx, account_id, "follow_request", requester_id)
+                    self._add_edge(tx, requester_id, account_id, *options)
+
     async def reject_request(self, account_id: int, requester_id: int) -> Relationship:
         def apply(tx: Tx) -> Relationship:
             if self.stores.follow_requests.take(tx, requester_id, account_id) is None:

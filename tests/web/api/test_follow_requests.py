@@ -47,3 +47,14 @@ def test_withdrawing_a_request(api: Api) -> None:
     assert withdrawn["requested"] is False
     assert alice.get("/api/v1/follow_requests").json() == []
     assert alice.get("/api/v1/notifications").json() == []
+
+
+def test_unlocking_accepts_pending_requests(api: Api, roost: Roost) -> None:
+    alice, bob = api.register("alice"), api.register("bob")
+    alice.patch("/api/v1/accounts/update_credentials", data={"locked": "true"})
+    bob.follow(alice)
+    unlocked = alice.patch("/api/v1/accounts/update_credentials", data={"locked": "false"})
+    assert unlocked.json()["followers_count"] == 1
+    assert unlocked.json()["source"]["follow_requests_count"] == 0
+    assert [n["type"] for n in alice.get("/api/v1/notifications").json()] == ["follow"]
+    assert roost.check() == []
