@@ -76,12 +76,16 @@ class Roost:
         """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""
         await asyncio.gather(self.jobs.run_forever(), self._maintain_forever())
 
+    async def maintain(self) -> None:
+        """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries."""
+        await self.db.write(
+            lambda tx: self.stores.home.enforce_cap(tx, self.settings.home_timeline_size))
+
     async def _maintain_forever(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:
-                await self.db.write(lambda tx: self.stores.home.enforce_cap(
-                    tx, self.settings.home_timeline_size))
+                await self.maintain()
             except Exception:
                 log.exception("timeline maintenance failed")
 

@@ -137,3 +137,17 @@ def test_celebrity_posts_are_merged_at_read_time(make_api: Any) -> None:
     page = _ids(fans[2].get("/api/v1/timelines/home", params={"limit": 2}).json())
     assert page == [after["id"], pulled["id"]]
     assert fans[0].get("/api/v1/timelines/home").json() == []
+
+
+def test_home_timelines_are_capped(make_api: Any) -> None:
+    import asyncio
+
+    api = make_api(home_timeline_size=5)
+    roost: Roost = api.roost
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    posts = [alice.post_status(f"post {i}")["id"] for i in range(8)]
+    wait_for_jobs(roost)
+    asyncio.run(roost.maintain())
+    home = bob.get("/api/v1/timelines/home", params={"limit": 40}).json()
+    assert _ids(home) == posts[::-1][:5]
