@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from roost.domain.accounts import AccountService
 from roost.domain.follows import FollowService
 from roost.domain.jobs import JobRunner
+from roost.domain.markers import MarkerService
 from roost.domain.notifications import NotificationService
 from roost.domain.oauth import OAuthService
 from roost.domain.posts import PostService
@@ -54,6 +55,7 @@ class Roost:
                                          fanout_batch=settings.fanout_batch_size)
         self.notifications = NotificationService(self.db, self.stores, self.posts.views)
         self.oauth = OAuthService(self.db, self.stores)
+        self.markers = MarkerService(self.db, self.stores)
         self.jobs = JobRunner(self.db, self.stores, {
             "fanout": self.timelines.fanout,
             "unfanout": self.timelines.unfanout,

@@ -78,6 +78,7 @@ class StatusView:
     reblog: StatusView | None = None
     favourited: bool = False
     reblogged: bool = False
+    bookmarked: bool = False
 
 
 @dataclass
@@ -138,6 +139,14 @@ class AuthCode:
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: int
+
+
+@dataclass
+class Marker:
+    timeline: str
+    last_read_id: int
+    version: int
+    updated_at: int
 
 
 @dataclass

@@ -92,6 +92,8 @@ class PostService:
                       if viewer_id else set())
         reblogged = (self.stores.statuses.reblogged(tx, viewer_id, content_ids)
                      if viewer_id else set())
+        bookmarked = (self.stores.bookmarks.bookmarked(tx, viewer_id, content_ids)
+                      if viewer_id else set())
 
         def view(status: Status) -> StatusView:
             return StatusView(
@@ -101,6 +103,7 @@ class PostService:
                 tags=tags.get(status.id, []),
                 favourited=status.id in favourited,
                 reblogged=status.id in reblogged,
+                bookmarked=status.id in bookmarked,
             )
 
         out = []
@@ -282,6 +285,7 @@ class PostService:
     def _remove_status(self, tx: Tx, status: Status) -> None:
         stores = self.stores
         stores.favourites.delete_for_status(tx, status.id)
+        stores.bookmarks.delete_for_status(tx, status.id)
         stores.tags.unlink(tx, status.id)
         stores.notifications.delete_for_status(tx, status.id)
         mentioned = stores.statuses.mentions_of(tx, [status.id]).get(status.id, [])
@@ -320,6 +324,33 @@ class PostService:
 
         await self.db.write(apply)
         return await self.get(status_id, account_id)
+
+    async def bookmark(self, account_id: int, status_id: int) -> StatusView:
+        def apply(tx: Tx) -> int:
+            status = self._visible_status(tx, status_id, account_id)
+            original_id = status.reblog_of_id or status.id
+            self.stores.bookmarks.insert(tx, account_id, original_id, new_id(), now_ms())
+            return status.id
+
+        return await self.get(await self.db.write(apply), account_id)
+
+    async def unbookmark(self, account_id: int, status_id: int) -> StatusView:
+        def apply(tx: Tx) -> int:
+            status = self._visible_status(tx, status_id, account_id)
+            self.stores.bookmarks.delete(tx, account_id, status.reblog_of_id or status.id)
+            return status.id
+
+        return await self.get(await self.db.write(apply), account_id)
+
+    async def bookmarks(self, account_id: int, page: Page) -> list[tuple[int, StatusView]]:
+        """The viewer's bookmarked statuses, most recently bookmarked first."""
+
+        def read(tx: Tx) -> list[tuple[int, StatusView]]:
+            rows = self.stores.bookmarks.page(tx, account_id, page)
+            views = {v.status.id: v for v in self.views(tx, [s for _, s in rows], account_id)}
+            return [(i, views[s]) for i, s in rows if s in views]
+
+        return await self.db.read(read)
 
     async def reblog(self, account_id: int, status_id: int,
                      visibility: Visibility = Visibility.PUBLIC) -> StatusView:

@@ -137,6 +137,30 @@ favourites = Table(
     Index("ix_favourites_status_id", "status_id", "id"),
 )
 
+bookmarks = Table(
+    "bookmarks",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("status_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "status_id"),
+    Index("ix_bookmarks_account_id", "account_id", "id"),
+    Index("ix_bookmarks_status_id", "status_id"),
+)
+
+# Where a user stopped reading a timeline ("home", "notifications"), shared between their apps.
+markers = Table(
+    "markers",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("timeline", String(32), nullable=False),
+    Column("last_read_id", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "timeline"),
+)
+
 mentions = Table(
     "mentions",
     metadata,

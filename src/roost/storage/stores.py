@@ -6,18 +6,21 @@ from dataclasses import dataclass
 
 from roost.storage.protocols import (
     AccountStore,
+    BookmarkStore,
     CounterStore,
     FavouriteStore,
     FollowRequestStore,
     FollowStore,
     HomeTimelineStore,
     JobStore,
+    MarkerStore,
     NotificationStore,
     OAuthStore,
     StatusStore,
     TagStore,
 )
 from roost.storage.sql.accounts import SqlAccountStore, SqlCounterStore
+from roost.storage.sql.bookmarks import SqlBookmarkStore, SqlMarkerStore
 from roost.storage.sql.favourites import SqlFavouriteStore
 from roost.storage.sql.follows import SqlFollowRequestStore, SqlFollowStore
 from roost.storage.sql.jobs import SqlJobStore
@@ -36,6 +39,8 @@ class Stores:
     follow_requests: FollowRequestStore
     statuses: StatusStore
     favourites: FavouriteStore
+    bookmarks: BookmarkStore
+    markers: MarkerStore
     tags: TagStore
     notifications: NotificationStore
     oauth: OAuthStore
@@ -53,6 +58,8 @@ def sql_stores() -> Stores:
         follow_requests=SqlFollowRequestStore(),
         statuses=SqlStatusStore(),
         favourites=SqlFavouriteStore(),
+        bookmarks=SqlBookmarkStore(),
+        markers=SqlMarkerStore(),
         tags=SqlTagStore(),
         notifications=SqlNotificationStore(),
         oauth=SqlOAuthStore(),

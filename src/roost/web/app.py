@@ -14,6 +14,7 @@ from roost.web import errors, openapi
 from roost.web.api import (
     accounts,
     apps,
+    bookmarks,
     follow_requests,
     instance,
     notifications,
@@ -33,6 +34,7 @@ def all_routes() -> list[BaseRoute]:
         *accounts.routes,
         *follow_requests.routes,
         *statuses.routes,
+        *bookmarks.routes,
         *timelines.routes,
         *notifications.routes,
         *search.routes,

@@ -118,7 +118,7 @@ def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObjec
         "favourited": v.favourited,
         "reblogged": v.reblogged,
         "muted": False,
-        "bookmarked": False,
+        "bookmarked": v.bookmarked,
         "content": s.content,
         "filtered": [],
         "reblog": status(site, v.reblog) if v.reblog else None,
@@ -138,6 +138,7 @@ def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObjec
     if v.reblog:
         out["favourited"] = v.reblog.favourited
         out["reblogged"] = v.reblog.reblogged
+        out["bookmarked"] = v.reblog.bookmarked
     if with_source:
         out["text"] = s.text
     return out
