@@ -14,6 +14,7 @@ from roost.domain.notifications import NotificationService
 from roost.domain.oauth import OAuthService
 from roost.domain.posts import PostService
 from roost.domain.site import Site
+from roost.domain.stats import MilestoneRule, StatsService, parse_milestones
 from roost.domain.timelines import TimelineService
 from roost.settings import Settings
 from roost.storage import migrate
@@ -23,6 +24,7 @@ from roost.storage.stores import sql_stores
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 60.0
+ROLLUP_SECONDS = 10.0
 
 
 @dataclass
@@ -45,9 +47,14 @@ class Roost:
         self.stores = sql_stores()
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)
+        self.milestones = MilestoneRule(parse_milestones(settings.milestones),
+                                        settings.milestone_every)
         self.follows = FollowService(self.db, self.stores, counter_shards=settings.counter_shards,
                                      pull_above=settings.fanout_pull_above,
-                                     push_below=settings.fanout_push_below)
+                                     push_below=settings.fanout_push_below,
+                                     milestones=self.milestones)
+        self.stats = StatsService(self.db, self.stores,
+                                  max_points=settings.history_max_points)
         self.accounts = AccountService(self.db, self.stores,
                                        on_unlock=self.follows.accept_all_requests)
         self.timelines = TimelineService(self.db, self.stores, self.posts,
@@ -68,6 +75,9 @@ class Roost:
         migrate.upgrade(self.db)
 
     def start(self) -> None:
+        """Migrate the schema and start the writer; calling it again does nothing."""
+        if self.db.started:
+            return
         self.migrate()
         self.db.start()
 
@@ -76,7 +86,8 @@ class Roost:
 
     async def run_background(self) -> None:
         """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""
-        await asyncio.gather(self.jobs.run_forever(), self._maintain_forever())
+        await asyncio.gather(self.jobs.run_forever(), self._maintain_forever(),
+                             self._roll_up_forever())
 
     async def maintain(self) -> None:
         """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries."""
@@ -90,6 +101,14 @@ class Roost:
                 await self.maintain()
             except Exception:
                 log.exception("timeline maintenance failed")
+
+    async def _roll_up_forever(self) -> None:
+        while True:
+            try:
+                await self.stats.roll_up()
+            except Exception:
+                log.exception("follower history rollup failed")
+            await asyncio.sleep(ROLLUP_SECONDS)
 
     def check(self, repair: bool = False) -> list[Discrepancy]:
         """Recount every counter from its rows; with ``repair``, also fix the stored ones."""

@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     write_batch_max: int = Field(
         256, description="Most write operations the single writer commits as one transaction."
     )
+    milestones: str = Field(
+        "1000,10000,100000,1000000",
+        description="Follower counts that are milestones (comma-separated); see "
+        "ROOST_MILESTONE_EVERY for the ones above.",
+    )
+    milestone_every: int = Field(
+        1_000_000, description="Above the listed milestones, every multiple of this is one."
+    )
+    history_max_points: int = Field(
+        1500, description="Most points one follower-history request may return."
+    )
     log_level: str = Field("info", description="Log level for the server.")
 
     def resolved_database_url(self) -> str:

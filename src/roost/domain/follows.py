@@ -13,6 +13,7 @@ from roost.clock import now_ms
 from roost.domain.errors import Forbidden, NotFound
 from roost.domain.models import Account, Page, Relationship
 from roost.domain.notifications import notify, withdraw
+from roost.domain.stats import MilestoneRule
 from roost.ids import new_id
 from roost.storage.database import Database, Tx
 from roost.storage.stores import Stores
@@ -20,9 +21,10 @@ from roost.storage.stores import Stores
 
 class FollowService:
     def __init__(self, db: Database, stores: Stores, *, counter_shards: int,
-                 pull_above: int, push_below: int) -> None:
+                 pull_above: int, push_below: int, milestones: MilestoneRule) -> None:
         self.db = db
         self.stores = stores
+        self.milestones = milestones
         self.shards = counter_shards
         self.pull_above = pull_above
         self.push_below = push_below
@@ -72,7 +74,8 @@ class FollowService:
             notify(stores, tx, target_id, "follow", follower_id)
         stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
                             run_after=0)
-        self._update_fanout_mode(tx, target_id)
+        followers = self._update_fanout_mode(tx, target_id)
+        self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
 
     async def unfollow(self, follower_id: int, target_id: int) -> Relationship:
         def apply(tx: Tx) -> Relationship:
@@ -93,13 +96,15 @@ class FollowService:
 
         return await self.db.write(apply)
 
-    def _update_fanout_mode(self, tx: Tx, account_id: int) -> None:
-        """Switch an author between push and pull fan-out, with hysteresis."""
+    def _update_fanout_mode(self, tx: Tx, account_id: int) -> int:
+        """Switch an author between push and pull fan-out, with hysteresis; returns the
+        author's follower count."""
         account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
         if not account.pulled and account.followers_count >= self.pull_above:
             self.stores.accounts.update(tx, account_id, {"pulled": True})
         elif account.pulled and account.followers_count < self.push_below:
             self.stores.accounts.update(tx, account_id, {"pulled": False})
+        return account.followers_count
 
     async def authorize_request(self, account_id: int, requester_id: int) -> Relationship:
         """Accept a follow request: the requester now follows ``account_id``."""

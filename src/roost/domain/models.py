@@ -100,6 +100,7 @@ class Notification:
     from_account_id: int
     status_id: int | None
     created_at: int
+    detail: int | None = None
 
 
 @dataclass
@@ -139,6 +140,23 @@ class AuthCode:
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An account's follower history at one instant."""
+
+    followers: int
+    gained: int
+    lost: int
+
+
+@dataclass(frozen=True)
+class Milestone:
+    account_id: int
+    count: int
+    reached_at: int
+    follower_id: int
 
 
 @dataclass

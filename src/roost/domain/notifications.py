@@ -12,17 +12,18 @@ from roost.storage.database import Database, Tx
 from roost.storage.stores import Stores
 
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll",
-         "update", "admin.sign_up", "admin.report")
+         "update", "admin.sign_up", "admin.report", "roost.milestone")
 
 StatusViews = Callable[[Tx, Sequence[int], int | None], list[StatusView]]
 
 
 def notify(stores: Stores, tx: Tx, recipient_id: int, type: str, from_account_id: int,
-           status_id: int | None = None) -> Notification | None:
+           status_id: int | None = None, detail: int | None = None) -> Notification | None:
     """Record a notification (none for acting on oneself). Call inside the causing write."""
     if recipient_id == from_account_id:
         return None
-    notification = Notification(new_id(), recipient_id, type, from_account_id, status_id, now_ms())
+    notification = Notification(new_id(), recipient_id, type, from_account_id, status_id,
+                                now_ms(), detail)
     stores.notifications.insert(tx, notification)
     return notification
 

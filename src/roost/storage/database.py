@@ -43,6 +43,10 @@ _STOP = object()
 _EVENTS = "roost.events"
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def emit(tx: Tx, event: object) -> None:
     """Record an event to publish once ``tx`` commits (dropped if it rolls back)."""
     events = tx.info.get(_EVENTS)
@@ -98,6 +102,8 @@ class Database:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
+            # SQLite's lower() folds ASCII only; PostgreSQL's (and Python's) fold all of Unicode.
+            dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -106,6 +112,10 @@ class Database:
         return engine
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
 
     def start(self) -> None:
         if self._writer is None:

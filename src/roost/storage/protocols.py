@@ -17,8 +17,10 @@ from roost.domain.models import (
     AuthCode,
     Job,
     Marker,
+    Milestone,
     Notification,
     Page,
+    Snapshot,
     Status,
     Tag,
     TimelineEntry,
@@ -124,6 +126,17 @@ class BookmarkStore(Protocol):
 class MarkerStore(Protocol):
     def get(self, tx: Tx, account_id: int, timelines: Sequence[str]) -> list[Marker]: ...
     def set(self, tx: Tx, account_id: int, timeline: str, last_read_id: int, at: int) -> None: ...
+
+
+class FollowerHistoryStore(Protocol):
+    """Follower history from the follow event log, folded into per-minute rollups."""
+
+    def rolled_up_to(self, tx: Tx) -> int: ...
+    def roll_up(self, tx: Tx, until_minute: int, max_events: int) -> bool: ...
+    def snapshot(self, tx: Tx, account_id: int, at_ms: int) -> Snapshot: ...
+    def nth(self, tx: Tx, account_id: int, n: int) -> tuple[int, int] | None: ...
+    def record_milestone(self, tx: Tx, milestone: Milestone) -> bool: ...
+    def milestones(self, tx: Tx, account_id: int) -> list[Milestone]: ...
 
 
 class TagStore(Protocol):

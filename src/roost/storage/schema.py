@@ -98,6 +98,42 @@ follow_events = Table(
     Column("delta", SmallInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("target_account_id", "id"),
+    Index("ix_follow_events_id", "id"),  # the rollup scans new events across accounts
+)
+
+# Per account, per minute that had follow events: the follower count at the end of the minute,
+# and running totals of follows gained, lost, and the highest count ever reached by then.
+# Complete minutes never change, so any past instant is a rollup plus one partial minute.
+follower_rollups = Table(
+    "follower_rollups",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("minute", BigInteger, nullable=False),  # ms // 60000
+    Column("followers", BigInteger, nullable=False),
+    Column("gained", BigInteger, nullable=False),
+    Column("lost", BigInteger, nullable=False),
+    Column("peak", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "minute"),
+    Index("ix_follower_rollups_peak", "account_id", "peak", "minute"),
+)
+
+# The first time an account's follower count reached a milestone, once and for all.
+milestones = Table(
+    "milestones",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("reached_at", BigInteger, nullable=False),
+    Column("follower_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "count"),
+)
+
+# Small named values the server keeps for itself (e.g. how far the rollup has read).
+roost_state = Table(
+    "roost_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 statuses = Table(
@@ -197,6 +233,7 @@ notifications = Table(
     Column("from_account_id", BigInteger, nullable=False),
     Column("status_id", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("detail", BigInteger, nullable=True),  # roost.milestone: the count reached
     PrimaryKeyConstraint("account_id", "id"),
     Index("ix_notifications_status_id", "status_id"),
 )

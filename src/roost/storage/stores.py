@@ -9,6 +9,7 @@ from roost.storage.protocols import (
     BookmarkStore,
     CounterStore,
     FavouriteStore,
+    FollowerHistoryStore,
     FollowRequestStore,
     FollowStore,
     HomeTimelineStore,
@@ -23,6 +24,7 @@ from roost.storage.sql.accounts import SqlAccountStore, SqlCounterStore
 from roost.storage.sql.bookmarks import SqlBookmarkStore, SqlMarkerStore
 from roost.storage.sql.favourites import SqlFavouriteStore
 from roost.storage.sql.follows import SqlFollowRequestStore, SqlFollowStore
+from roost.storage.sql.history import SqlFollowerHistoryStore
 from roost.storage.sql.jobs import SqlJobStore
 from roost.storage.sql.notifications import SqlNotificationStore
 from roost.storage.sql.oauth import SqlOAuthStore
@@ -37,6 +39,7 @@ class Stores:
     counters: CounterStore
     follows: FollowStore
     follow_requests: FollowRequestStore
+    history: FollowerHistoryStore
     statuses: StatusStore
     favourites: FavouriteStore
     bookmarks: BookmarkStore
@@ -56,6 +59,7 @@ def sql_stores() -> Stores:
         counters=counters,
         follows=SqlFollowStore(),
         follow_requests=SqlFollowRequestStore(),
+        history=SqlFollowerHistoryStore(),
         statuses=SqlStatusStore(),
         favourites=SqlFavouriteStore(),
         bookmarks=SqlBookmarkStore(),

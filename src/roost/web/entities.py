@@ -145,7 +145,7 @@ def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObjec
 
 
 def notification(site: Site, n: NotificationView) -> JsonObject:
-    return {
+    out: JsonObject = {
         "id": str(n.notification.id),
         "type": n.notification.type,
         "group_key": f"ungrouped-{n.notification.id}",
@@ -153,6 +153,9 @@ def notification(site: Site, n: NotificationView) -> JsonObject:
         "account": account(site, n.account),
         "status": status(site, n.status) if n.status else None,
     }
+    if n.notification.type == "roost.milestone":
+        out["milestone"] = {"count": n.notification.detail}
+    return out
 
 
 def relationship(r: Relationship) -> JsonObject:

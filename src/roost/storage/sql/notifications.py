@@ -17,7 +17,7 @@ c = notifications.c
 
 def _notification(row: Any) -> Notification:
     return Notification(row.id, row.account_id, row.type, row.from_account_id, row.status_id,
-                        row.created_at)
+                        row.created_at, row.detail)
 
 
 class SqlNotificationStore:
@@ -25,7 +25,7 @@ class SqlNotificationStore:
         tx.execute(notifications.insert().values(
             account_id=notification.account_id, id=notification.id, type=notification.type,
             from_account_id=notification.from_account_id, status_id=notification.status_id,
-            created_at=notification.created_at,
+            created_at=notification.created_at, detail=notification.detail,
         ))
 
     def get(self, tx: Tx, account_id: int, notification_id: int) -> Notification | None:

@@ -33,6 +33,8 @@ async def create(request: Request) -> Response:
     params = await read_params(request)
     if params.list("media_ids") or params.hash("poll"):
         raise InvalidInput("Roost does not support media attachments or polls yet")
+    if params.str("scheduled_at"):
+        raise InvalidInput("Roost does not support scheduled posts yet")
     language = params.str("language") or None
     if language is not None and (len(language) > 16 or not language.replace("-", "").isalnum()):
         raise InvalidInput("Validation failed: Language is not a valid language code")
