@@ -1,0 +1,185 @@
+"""Real `roost serve` processes on a temporary data dir, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A `roost serve` child process; restartable on the same data dir."""
+
+    data_dir: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {**os.environ, "ROOST_SQLITE_SYNCHRONOUS": "NORMAL", "ROOST_LOG_LEVEL": "warning",
+               "ROOST_PUBLIC_URL": self.url, **self.env}
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "roost", "--data-dir", str(self.data_dir), "serve",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"roost serve exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/instance", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"roost serve did not start:\n{self.log()}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def roost(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a `roost` CLI command against this server's data dir."""
+        return subprocess.run(
+            [sys.executable, "-m", "roost", "--data-dir", str(self.data_dir), *args],
+            capture_output=True, text=True, env={**os.environ, **self.env}, timeout=120,
+        )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A running server with the password grant enabled (scripts and tests rely on it)."""
+    instance = Server(tmp_path / "data", free_port(),
+                      env={"ROOST_ALLOW_PASSWORD_GRANT": "true"})
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+# -- async HTTP helpers for the concurrency and crash tests ----------------------------------
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Account:
+    """A registered account and its user token."""
+
+    username: str
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def async_client(server: Server, connections: int = 16) -> httpx.AsyncClient:
+    """An AsyncClient for ``server`` that really opens up to ``connections`` at once."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60.0)
+
+
+async def app_token(client: httpx.AsyncClient, scopes: str = "read write follow") -> str:
+    """Register an app and get an app token (client_credentials) that may sign accounts up."""
+    created = await client.post("/api/v1/apps", data={
+        "client_name": "e2e", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob", "scopes": scopes,
+    })
+    assert created.status_code == 200, created.text
+    app = created.json()
+    token = await client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": app["client_id"],
+        "client_secret": app["client_secret"], "scope": scopes,
+    })
+    assert token.status_code == 200, token.text
+    value: str = token.json()["access_token"]
+    return value
+
+
+async def register(client: httpx.AsyncClient, token: str, username: str) -> Account:
+    response = await client.post(
+        "/api/v1/accounts", headers={"Authorization": f"Bearer {token}"},
+        data={"username": username, "email": f"{username}@example.com", "password": PASSWORD,
+              "agreement": "true"},
+    )
+    assert response.status_code == 200, response.text
+    user_token: str = response.json()["access_token"]
+    me = await client.get("/api/v1/accounts/verify_credentials",
+                          headers={"Authorization": f"Bearer {user_token}"})
+    assert me.status_code == 200, me.text
+    return Account(username, str(me.json()["id"]), user_token)
+
+
+async def register_many(client: httpx.AsyncClient, token: str, usernames: list[str],
+                        parallel: int = 4) -> list[Account]:
+    """Sign accounts up, a few at a time (argon2 hashing is the slow part, on every core)."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(username: str) -> Account:
+        async with gate:
+            return await register(client, token, username)
+
+    return list(await asyncio.gather(*(one(u) for u in usernames)))
+
+
+async def get_all(client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None,
+                  params: dict[str, Any] | None = None) -> list[Any]:
+    """Every item of a Mastodon list endpoint, following the Link rel="next" headers."""
+    items: list[Any] = []
+    url: str | None = path
+    query = params
+    for _ in range(10_000):
+        if url is None:
+            return items
+        response = await client.get(url, headers=headers, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        if not page:
+            return items
+        items.extend(page)
+        url = response.links.get("next", {}).get("url")
+        query = None  # the next link carries the query
+    raise AssertionError(f"{path}: pagination does not end")
