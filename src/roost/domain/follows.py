@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 from roost.clock import now_ms
 from roost.domain.errors import Forbidden, NotFound
+from roost.domain.events import FollowersChanged
 from roost.domain.models import Account, Page, Relationship
 from roost.domain.notifications import notify, withdraw
 from roost.domain.stats import MilestoneRule
 from roost.ids import new_id
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 
@@ -75,6 +76,7 @@ class FollowService:
         stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
                             run_after=0)
         followers = self._update_fanout_mode(tx, target_id)
+        emit(tx, FollowersChanged(target_id, followers, at))
         self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
 
     async def unfollow(self, follower_id: int, target_id: int) -> Relationship:
@@ -86,12 +88,14 @@ class FollowService:
             if stores.follows.delete(tx, follower_id, target_id):
                 stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
                 stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)
-                stores.follows.record_event(tx, target_id, follower_id, -1, new_id(), now_ms())
+                at = now_ms()
+                stores.follows.record_event(tx, target_id, follower_id, -1, new_id(), at)
                 withdraw(stores, tx, target_id, "follow", follower_id)
                 stores.jobs.enqueue(tx, "forget_author",
                                     {"account_id": follower_id, "author_id": target_id},
                                     run_after=0)
-                self._update_fanout_mode(tx, target_id)
+                followers = self._update_fanout_mode(tx, target_id)
+                emit(tx, FollowersChanged(target_id, followers, at))
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
@@ -101,7 +105,9 @@ class FollowService:
         author's follower count."""
         account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
         if not account.pulled and account.followers_count >= self.pull_above:
-            self.stores.accounts.update(tx, account_id, {"pulled": True})
+            # has_unpushed at once, so readers and live streams start merging this author
+            # before its first unpushed post.
+            self.stores.accounts.update(tx, account_id, {"pulled": True, "has_unpushed": True})
         elif account.pulled and account.followers_count < self.push_below:
             self.stores.accounts.update(tx, account_id, {"pulled": False})
         return account.followers_count

@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 
 from roost.clock import now_ms
 from roost.domain.errors import NotFound
+from roost.domain.events import NotificationCreated
 from roost.domain.models import Notification, NotificationView, Page, StatusView
 from roost.ids import new_id
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll",
@@ -25,6 +26,7 @@ def notify(stores: Stores, tx: Tx, recipient_id: int, type: str, from_account_id
     notification = Notification(new_id(), recipient_id, type, from_account_id, status_id,
                                 now_ms(), detail)
     stores.notifications.insert(tx, notification)
+    emit(tx, NotificationCreated(recipient_id, notification.id))
     return notification
 
 

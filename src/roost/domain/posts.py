@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from roost.clock import now_ms
 from roost.domain import content
 from roost.domain.errors import Forbidden, InvalidInput, NotFound
+from roost.domain.events import StatusDeleted, StatusPosted
 from roost.domain.models import (
     Account,
     Page,
@@ -20,7 +21,7 @@ from roost.domain.models import (
 from roost.domain.notifications import notify, withdraw
 from roost.domain.site import Site
 from roost.ids import new_id
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 MAX_ANCESTORS = 40
@@ -72,13 +73,18 @@ class PostService:
         }
         return [s for s in statuses if s.id not in hidden]
 
-    def views(self, tx: Tx, ids: Sequence[int], viewer_id: int | None) -> list[StatusView]:
+    def views(self, tx: Tx, ids: Sequence[int], viewer_id: int | None, *,
+              check_visibility: bool = True) -> list[StatusView]:
         """Hydrate statuses for a viewer in a fixed number of queries, keeping ``ids``' order
-        and dropping any that are gone or not visible to the viewer."""
+        and dropping any that are gone or (unless the caller has already decided who may see
+        them, as for live delivery) not visible to the viewer."""
         found = self.stores.statuses.by_ids(tx, ids)
         originals_needed = {s.reblog_of_id for s in found.values() if s.reblog_of_id} - set(found)
         everything = {**found, **self.stores.statuses.by_ids(tx, originals_needed)}
-        seen = {s.id for s in self.visible(tx, list(everything.values()), viewer_id)}
+        if check_visibility:
+            seen = {s.id for s in self.visible(tx, list(everything.values()), viewer_id)}
+        else:
+            seen = set(everything)
         shown = [i for i in ids if i in seen and (
             everything[i].reblog_of_id is None or everything[i].reblog_of_id in seen)]
         own_ids = list(everything)
@@ -263,6 +269,7 @@ class PostService:
         record the fan-out to followers as a job in this same transaction (the outbox)."""
         entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
         self.stores.home.add(tx, direct_readers, entry)
+        emit(tx, StatusPosted(status.id, status.account_id, tuple(direct_readers)))
         if status.pushed and status.visibility != Visibility.DIRECT:
             self.stores.jobs.enqueue(tx, "fanout", {
                 "status_id": status.id, "author_id": status.account_id, "after": 0,
@@ -300,6 +307,8 @@ class PostService:
         stores.statuses.delete(tx, status.id)
         stores.counters.add(tx, status.account_id, shard_of(status.id, self.shards), statuses=-1)
         stores.home.remove(tx, [status.account_id, *mentioned], status.id)
+        emit(tx, StatusDeleted(status.id, status.account_id,
+                               (status.account_id, *mentioned)))
         if status.pushed:
             stores.jobs.enqueue(tx, "unfanout", {
                 "status_id": status.id, "author_id": status.account_id, "after": 0,

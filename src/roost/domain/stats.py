@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from roost.clock import now_ms
 from roost.domain.errors import InvalidInput, NotFound
+from roost.domain.events import MilestoneReached
 from roost.domain.models import Account, Milestone, Snapshot
 from roost.domain.notifications import notify
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 MINUTE_MS = 60_000
@@ -53,6 +54,7 @@ class MilestoneRule:
         if not stores.history.record_milestone(tx, milestone):
             return None
         notify(stores, tx, account_id, MILESTONE_NOTIFICATION, follower_id, detail=followers)
+        emit(tx, MilestoneReached(account_id, followers, follower_id, at))
         return milestone
 
 

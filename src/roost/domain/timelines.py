@@ -8,9 +8,10 @@ home timelines when they read. Both sources are paged by status id and merged.
 from __future__ import annotations
 
 from roost.domain.errors import NotFound
+from roost.domain.events import DeliveredHome, RemovedHome
 from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
 from roost.domain.posts import PostService
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 BACKFILL_POSTS = 40
@@ -45,6 +46,12 @@ class TimelineService:
             return self.posts.views(tx, [e.status_id for e in entries], account_id)
 
         return await self.db.read(read)
+
+    async def pulled_authors(self, account_id: int) -> list[int]:
+        """Followed authors whose posts reach followers at read time, not by push: a live
+        home stream listens to each of them."""
+        return await self.db.read(
+            lambda tx: self.stores.follows.followed_with_unpushed(tx, account_id))
 
     async def public(self, viewer_id: int | None, page: Page) -> list[StatusView]:
         return await self.db.read(
@@ -96,7 +103,10 @@ class TimelineService:
             if original is not None and original.visibility == Visibility.PRIVATE:
                 targets = []  # only the author may reblog a private post; it stays with them
         entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
-        self.stores.home.add(tx, [account_id for _, account_id in targets], entry)
+        recipients = tuple(account_id for _, account_id in targets)
+        self.stores.home.add(tx, recipients, entry)
+        if recipients:
+            emit(tx, DeliveredHome(status.id, recipients))
         if len(targets) < self.fanout_batch:
             return None
         return {**payload, "after": targets[-1][0]}
@@ -108,7 +118,10 @@ class TimelineService:
         after = int(payload["after"])  # type: ignore[call-overload]
         targets = self.stores.follows.fanout_targets(tx, author_id, after, self.fanout_batch,
                                                      None, False)
-        self.stores.home.remove(tx, [account_id for _, account_id in targets], status_id)
+        recipients = tuple(account_id for _, account_id in targets)
+        self.stores.home.remove(tx, recipients, status_id)
+        if recipients:
+            emit(tx, RemovedHome(status_id, recipients))
         if len(targets) < self.fanout_batch:
             return None
         return {**payload, "after": targets[-1][0]}

@@ -1,0 +1,62 @@
+"""What happened, as told to live listeners (streaming) once the change has committed.
+
+Services record these with ``emit(tx, event)`` inside their transaction; the database hands
+them over only after the commit, so a listener never hears of a change that rolled back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StatusPosted:
+    """A new status (or reblog), already in the home timelines of ``home_ids``."""
+
+    status_id: int
+    author_id: int
+    home_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeliveredHome:
+    """A fan-out step put a status into these accounts' home timelines."""
+
+    status_id: int
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RemovedHome:
+    """A clean-up step took a deleted status out of these accounts' home timelines."""
+
+    status_id: int
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StatusDeleted:
+    status_id: int
+    author_id: int
+    account_ids: tuple[int, ...]  # home timelines it is known to leave now
+
+
+@dataclass(frozen=True)
+class NotificationCreated:
+    account_id: int
+    notification_id: int
+
+
+@dataclass(frozen=True)
+class FollowersChanged:
+    account_id: int
+    followers_count: int
+    at: int
+
+
+@dataclass(frozen=True)
+class MilestoneReached:
+    account_id: int
+    count: int
+    follower_id: int
+    at: int

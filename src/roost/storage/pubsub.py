@@ -1,0 +1,83 @@
+"""Publish/subscribe for live events: channels carry ready-to-send text messages.
+
+The embedded implementation delivers within the process; the production one (Redis pub/sub)
+delivers to every web process. Channel names carry the owning account id (``timeline:42``),
+which is also the Redis Cluster hash tag in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Protocol
+
+QUEUE_LIMIT = 1000  # a listener this far behind is dropped rather than slowing everyone
+
+
+class Subscription(Protocol):
+    async def add(self, channels: Iterable[str]) -> None: ...
+    async def remove(self, channels: Iterable[str]) -> None: ...
+    async def get(self) -> tuple[str, str]: ...
+    async def close(self) -> None: ...
+
+
+class PubSub(Protocol):
+    async def publish(self, channel: str, message: str) -> None: ...
+    def subscription(self) -> Subscription: ...
+
+
+class Overflowed(Exception):
+    """The listener fell too far behind and was dropped."""
+
+
+class _LocalSubscription:
+    def __init__(self, hub: LocalPubSub) -> None:
+        self._hub = hub
+        self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.channels: set[str] = set()
+        self.overflowed = False
+
+    async def add(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self.channels.add(channel)
+            self._hub.listeners.setdefault(channel, set()).add(self)
+
+    async def remove(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self.channels.discard(channel)
+            listeners = self._hub.listeners.get(channel)
+            if listeners is not None:
+                listeners.discard(self)
+                if not listeners:
+                    del self._hub.listeners[channel]
+
+    def deliver(self, channel: str, message: str) -> None:
+        try:
+            self._queue.put_nowait((channel, message))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._queue = asyncio.Queue(1)
+            self._queue.put_nowait(None)
+
+    async def get(self) -> tuple[str, str]:
+        item = await self._queue.get()
+        if item is None:
+            raise Overflowed()
+        return item
+
+    async def close(self) -> None:
+        await self.remove(list(self.channels))
+
+
+class LocalPubSub:
+    """In-process pub/sub for the embedded server (one event loop)."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, set[_LocalSubscription]] = {}
+
+    async def publish(self, channel: str, message: str) -> None:
+        for subscription in list(self.listeners.get(channel, ())):
+            subscription.deliver(channel, message)
+
+    def subscription(self) -> _LocalSubscription:
+        return _LocalSubscription(self)

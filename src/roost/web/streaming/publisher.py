@@ -1,0 +1,136 @@
+"""Turns committed domain events into streaming messages on pub/sub channels.
+
+Channels: ``timeline:<account>`` (home updates), ``notifications:<account>``,
+``author:<account>`` (posts of pulled authors, which reach followers' streams through their
+subscription rather than one message per follower), ``public``, ``public:local``,
+``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from roost.clock import iso
+from roost.domain.events import (
+    DeliveredHome,
+    FollowersChanged,
+    MilestoneReached,
+    NotificationCreated,
+    RemovedHome,
+    StatusDeleted,
+    StatusPosted,
+)
+from roost.domain.models import NotificationView, StatusView, Visibility
+from roost.runtime import Roost
+from roost.storage.database import Tx
+from roost.storage.pubsub import PubSub
+from roost.web import entities
+
+log = logging.getLogger(__name__)
+
+_INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
+                FollowersChanged, MilestoneReached)
+
+
+def message(event: str, payload: Any) -> str:
+    """A channel message: Mastodon's ``{"event", "payload"}`` with the payload as JSON text
+    (a bare string for ``delete``)."""
+    text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+    return orjson.dumps({"event": event, "payload": text}).decode()
+
+
+class Publisher:
+    def __init__(self, roost: Roost, pubsub: PubSub) -> None:
+        self.roost = roost
+        self.pubsub = pubsub
+        self._queue: asyncio.Queue[list[object]] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def on_commit(self, events: list[object]) -> None:
+        """Database after-commit hook (writer thread): hand events to the event loop."""
+        wanted: list[object] = [e for e in events if isinstance(e, _INTERESTING)]
+        if wanted and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, wanted)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            events = await self._queue.get()
+            try:
+                await self.publish(events)
+            except Exception:
+                log.exception("publishing %d events failed", len(events))
+
+    async def publish(self, events: list[object]) -> None:
+        status_ids = {e.status_id for e in events if isinstance(e, (StatusPosted, DeliveredHome))}
+        notification_keys = [(e.account_id, e.notification_id) for e in events
+                             if isinstance(e, NotificationCreated)]
+        statuses, notifications = await self.roost.db.read(
+            lambda tx: self._load(tx, list(status_ids), notification_keys))
+        site = self.roost.site
+        for event in events:
+            if isinstance(event, StatusPosted) and event.status_id in statuses:
+                view = statuses[event.status_id]
+                update = message("update", entities.status(site, view))
+                for account_id in event.home_ids:
+                    await self.pubsub.publish(f"timeline:{account_id}", update)
+                for channel in self._broadcast_channels(view):
+                    await self.pubsub.publish(channel, update)
+            elif isinstance(event, DeliveredHome) and event.status_id in statuses:
+                update = message("update", entities.status(site, statuses[event.status_id]))
+                for account_id in event.account_ids:
+                    await self.pubsub.publish(f"timeline:{account_id}", update)
+            elif isinstance(event, StatusDeleted):
+                gone = message("delete", str(event.status_id))
+                for channel in ("public", "public:local", f"author:{event.author_id}",
+                                *(f"timeline:{a}" for a in event.account_ids)):
+                    await self.pubsub.publish(channel, gone)
+            elif isinstance(event, RemovedHome):
+                gone = message("delete", str(event.status_id))
+                for account_id in event.account_ids:
+                    await self.pubsub.publish(f"timeline:{account_id}", gone)
+            elif isinstance(event, NotificationCreated):
+                found = notifications.get((event.account_id, event.notification_id))
+                if found is not None:
+                    await self.pubsub.publish(
+                        f"notifications:{event.account_id}",
+                        message("notification", entities.notification(site, found)))
+            elif isinstance(event, FollowersChanged):
+                await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
+                    "roost.followers", {"account_id": str(event.account_id),
+                                        "followers_count": event.followers_count,
+                                        "at": iso(event.at)}))
+            elif isinstance(event, MilestoneReached):
+                await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
+                    "roost.milestone", {"account_id": str(event.account_id),
+                                        "count": event.count,
+                                        "follower_id": str(event.follower_id),
+                                        "reached_at": iso(event.at)}))
+
+    def _broadcast_channels(self, view: StatusView) -> list[str]:
+        status = view.status
+        channels = []
+        if not status.pushed and status.visibility != Visibility.DIRECT:
+            channels.append(f"author:{status.account_id}")
+        if status.visibility == Visibility.PUBLIC and status.reblog_of_id is None:
+            channels += ["public", "public:local"]
+            for tag in view.tags:
+                name = tag.name.lower()
+                channels += [f"hashtag:{name}", f"hashtag:local:{name}"]
+        return channels
+
+    def _load(self, tx: Tx, status_ids: list[int], notification_keys: list[tuple[int, int]]
+              ) -> tuple[dict[int, StatusView], dict[tuple[int, int], NotificationView]]:
+        statuses = {v.status.id: v for v in self.roost.posts.views(tx, status_ids, None,
+                                                                   check_visibility=False)}
+        notifications: dict[tuple[int, int], NotificationView] = {}
+        for account_id, notification_id in notification_keys:
+            found = self.roost.stores.notifications.get(tx, account_id, notification_id)
+            if found is not None:
+                for view in self.roost.notifications.views(tx, [found], account_id):
+                    notifications[(account_id, notification_id)] = view
+        return statuses, notifications

@@ -1,0 +1,210 @@
+"""Mastodon's streaming API: Server-Sent Events under /api/v1/streaming/..., the WebSocket at
+/api/v1/streaming, and Roost's follower stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from roost.domain.errors import DomainError, Forbidden, InvalidInput, Unauthorized
+from roost.domain.models import Account
+from roost.domain.oauth import Authenticated, grants
+from roost.runtime import Roost
+from roost.storage.pubsub import Overflowed, PubSub, Subscription
+from roost.web.auth import INVALID_TOKEN, authenticated
+from roost.web.params import read_params
+
+HEARTBEAT_SECONDS = 15.0
+PUBLIC_STREAMS = {"public": ["public"], "public:local": ["public:local"], "public:remote": []}
+
+
+def _pubsub(conn: HTTPConnection) -> PubSub:
+    pubsub: PubSub = conn.app.state.pubsub
+    return pubsub
+
+
+async def channels_for(roost: Roost, stream: str, account: Account | None,
+                       tag: str | None = None, account_id: str | None = None) -> list[str]:
+    """The pub/sub channels behind one Mastodon stream name (InvalidInput if unknown)."""
+    if stream in PUBLIC_STREAMS:
+        return PUBLIC_STREAMS[stream]
+    if stream in ("hashtag", "hashtag:local"):
+        if not tag or not tag.strip():
+            raise InvalidInput("Missing tag name parameter")
+        name = tag.strip().lstrip("#").lower()
+        return [f"hashtag:{name}"] if stream == "hashtag" else [f"hashtag:local:{name}"]
+    if stream == "roost:followers":
+        if not account_id or not account_id.isdigit():
+            raise InvalidInput("Missing account_id parameter")
+        return [f"roost:followers:{account_id}"]
+    if stream in ("user", "user:notification"):
+        if account is None:
+            raise Unauthorized("Missing access token")
+        if stream == "user:notification":
+            return [f"notifications:{account.id}"]
+        pulled = await roost.timelines.pulled_authors(account.id)
+        return [f"timeline:{account.id}", f"notifications:{account.id}",
+                *(f"author:{a}" for a in pulled)]
+    raise InvalidInput("Unknown stream type")
+
+
+def _check_scope(auth: Authenticated | None, stream: str) -> None:
+    if stream.startswith("user") and auth is not None:
+        needed = "read:notifications" if stream == "user:notification" else "read:statuses"
+        if not grants(auth.token.scopes, needed):
+            raise Forbidden("This action is outside the authorized scopes")
+
+
+async def _sse_events(subscription: Subscription) -> AsyncIterator[bytes]:
+    yield b":)\n\n"
+    try:
+        while True:
+            try:
+                _, text = await asyncio.wait_for(subscription.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield b":thump\n\n"
+                continue
+            except Overflowed:
+                return
+            body = orjson.loads(text)  # payloads are JSON text or an id: never a newline
+            yield f"event: {body['event']}\ndata: {body['payload']}\n\n".encode()
+    finally:
+        await subscription.close()
+
+
+def sse_endpoint(stream: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        roost: Roost = request.app.state.roost
+        params = await read_params(request)
+        auth = await authenticated(request)
+        account = auth.account if auth else None
+        _check_scope(auth, stream)
+        channels = await channels_for(roost, stream, account, params.str("tag"),
+                                      params.str("account_id"))
+        subscription = _pubsub(request).subscription()
+        await subscription.add(channels)
+        return StreamingResponse(_sse_events(subscription), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    endpoint.__name__ = f"stream_{stream.replace(':', '_')}"
+    endpoint.__doc__ = f"Server-Sent Events: the {stream} stream."
+    return endpoint
+
+
+async def health(_request: Request) -> Response:
+    """The streaming API is up."""
+    return PlainTextResponse("OK")
+
+
+async def websocket(ws: WebSocket) -> None:
+    """One WebSocket carrying any number of streams: ``{"type": "subscribe", "stream": ...}``."""
+    roost: Roost = ws.app.state.roost
+    token = ws.query_params.get("access_token") or ws.headers.get("sec-websocket-protocol")
+    account = None
+    auth = None
+    if token:
+        auth = await roost.oauth.authenticate(token)
+        if auth is None:
+            await ws.close(code=4001, reason=INVALID_TOKEN)
+            return
+        account = auth.account
+    subprotocol = ws.headers.get("sec-websocket-protocol") if token and not \
+        ws.query_params.get("access_token") else None
+    await ws.accept(subprotocol=subprotocol)
+    subscription = _pubsub(ws).subscription()
+    streams: dict[tuple[str, ...], list[str]] = {}
+    channel_streams: dict[str, tuple[str, ...]] = {}
+
+    async def subscribe(stream: str, tag: str | None, account_id: str | None) -> None:
+        try:
+            _check_scope(auth, stream)
+            channels = await channels_for(roost, stream, account, tag, account_id)
+        except DomainError as exc:
+            await ws.send_text(orjson.dumps({"error": exc.message, "status": exc.status}).decode())
+            return
+        key = tuple(x for x in (stream, tag or account_id) if x)
+        streams[key] = channels
+        for channel in channels:
+            channel_streams[channel] = key
+        await subscription.add(channels)
+
+    async def unsubscribe(stream: str, tag: str | None, account_id: str | None) -> None:
+        key = tuple(x for x in (stream, tag or account_id) if x)
+        for channel in streams.pop(key, []):
+            channel_streams.pop(channel, None)
+            await subscription.remove([channel])
+
+    async def pump() -> None:
+        while True:
+            channel, text = await subscription.get()
+            body = orjson.loads(text)
+            stream = list(channel_streams.get(channel, (channel,)))
+            await ws.send_text(orjson.dumps({"stream": stream, "event": body["event"],
+                                             "payload": body["payload"]}).decode())
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await ws.send_bytes(b"")  # keeps proxies from closing an idle socket
+
+    async def receive() -> None:
+        while True:
+            try:
+                request = orjson.loads(await ws.receive_text())
+                if not isinstance(request, dict):
+                    raise ValueError
+            except (ValueError, orjson.JSONDecodeError):
+                await ws.send_text('{"error":"Bad message","status":400}')
+                continue
+            kind = request.get("type")
+            stream = str(request.get("stream") or "")
+            tag = str(request["tag"]) if request.get("tag") else None
+            target = str(request["account_id"]) if request.get("account_id") else None
+            if kind == "subscribe":
+                await subscribe(stream, tag, target)
+            elif kind == "unsubscribe":
+                await unsubscribe(stream, tag, target)
+            else:
+                await ws.send_text('{"error":"Unknown message type","status":400}')
+
+    initial = ws.query_params.get("stream")
+    if initial:
+        await subscribe(initial, ws.query_params.get("tag"), ws.query_params.get("account_id"))
+    # Whichever ends first (the client leaves, or falls too far behind) ends the connection.
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(heartbeat()),
+             asyncio.create_task(receive())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Overflowed,
+                                     Exception):
+                await task
+        await subscription.close()
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+routes = [
+    Route("/api/v1/streaming/health", health),
+    Route("/api/v1/streaming/user", sse_endpoint("user")),
+    Route("/api/v1/streaming/user/notification", sse_endpoint("user:notification")),
+    Route("/api/v1/streaming/public", sse_endpoint("public")),
+    Route("/api/v1/streaming/public/local", sse_endpoint("public:local")),
+    Route("/api/v1/streaming/public/remote", sse_endpoint("public:remote")),
+    Route("/api/v1/streaming/hashtag", sse_endpoint("hashtag")),
+    Route("/api/v1/streaming/hashtag/local", sse_endpoint("hashtag:local")),
+    Route("/api/v1/roost/streaming/followers", sse_endpoint("roost:followers")),
+    WebSocketRoute("/api/v1/streaming", websocket),
+    WebSocketRoute("/api/v1/streaming/", websocket),
+]

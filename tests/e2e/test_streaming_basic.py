@@ -1,0 +1,56 @@
+"""Mastodon.py's user stream against a real server: updates, notifications, deletes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mastodon import Mastodon, StreamListener
+
+from tests.e2e.conftest import Server
+
+
+class Recorder(StreamListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, Any]] = []
+
+    def on_update(self, status: Any) -> None:
+        self.events.append(("update", status["id"]))
+
+    def on_notification(self, notification: Any) -> None:
+        self.events.append(("notification", notification["type"]))
+
+    def on_delete(self, status_id: Any) -> None:
+        self.events.append(("delete", str(status_id)))
+
+
+def _wait_for(recorder: Recorder, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(recorder.events) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_user_stream_with_mastodon_py(server: Server) -> None:
+    client_id, secret = Mastodon.create_app("stream test", api_base_url=server.url)
+    tokens = [Mastodon(client_id=client_id, client_secret=secret, api_base_url=server.url)
+              .create_account(name, "correct horse battery", f"{name}@example.com",
+                              agreement=True)
+              for name in ("alice", "bob")]
+    alice, bob = (Mastodon(access_token=t, api_base_url=server.url) for t in tokens)
+    bob.account_follow(alice.me()["id"])
+    recorder = Recorder()
+    handle = bob.stream_user(recorder, run_async=True)
+    try:
+        time.sleep(0.3)  # let the subscription settle before posting
+        posted = alice.status_post("live!")
+        own = bob.status_post("mine")
+        alice.status_favourite(own["id"])
+        alice.status_delete(posted["id"])
+        _wait_for(recorder, 4)
+    finally:
+        handle.close()
+    assert ("update", posted["id"]) in recorder.events
+    assert ("update", own["id"]) in recorder.events
+    assert ("notification", "favourite") in recorder.events
+    assert ("delete", str(posted["id"])) in recorder.events
