@@ -13,6 +13,7 @@ from roost.domain.markers import MarkerService
 from roost.domain.notifications import NotificationService
 from roost.domain.oauth import OAuthService
 from roost.domain.posts import PostService
+from roost.domain.races import RaceService
 from roost.domain.site import Site
 from roost.domain.stats import MilestoneRule, StatsService, parse_milestones
 from roost.domain.timelines import TimelineService
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 60.0
 ROLLUP_SECONDS = 10.0
+RACE_REFRESH_SECONDS = 1.0
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Roost:
                                      milestones=self.milestones)
         self.stats = StatsService(self.db, self.stores,
                                   max_points=settings.history_max_points)
+        self.races = RaceService(self.db, self.stores, self.stats)
         self.accounts = AccountService(self.db, self.stores,
                                        on_unlock=self.follows.accept_all_requests)
         self.timelines = TimelineService(self.db, self.stores, self.posts,
@@ -87,7 +90,7 @@ class Roost:
     async def run_background(self) -> None:
         """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""
         await asyncio.gather(self.jobs.run_forever(), self._maintain_forever(),
-                             self._roll_up_forever())
+                             self._roll_up_forever(), self._refresh_races_forever())
 
     async def maintain(self) -> None:
         """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries."""
@@ -109,6 +112,14 @@ class Roost:
             except Exception:
                 log.exception("follower history rollup failed")
             await asyncio.sleep(ROLLUP_SECONDS)
+
+    async def _refresh_races_forever(self) -> None:
+        while True:
+            try:
+                await self.races.refresh_unsettled()
+            except Exception:
+                log.exception("race refresh failed")
+            await asyncio.sleep(RACE_REFRESH_SECONDS)
 
     def check(self, repair: bool = False) -> list[Discrepancy]:
         """Recount every counter from its rows; with ``repair``, also fix the stored ones."""

@@ -55,6 +55,11 @@ class FollowersChanged:
 
 
 @dataclass(frozen=True)
+class RaceUpdated:
+    race_id: int
+
+
+@dataclass(frozen=True)
 class MilestoneReached:
     account_id: int
     count: int

@@ -160,6 +160,30 @@ class Milestone:
 
 
 @dataclass
+class RaceEntry:
+    account_id: int
+    position: int
+    followers: int
+    reached_at: int | None = None
+    milestone_follower_id: int | None = None
+
+
+@dataclass
+class Race:
+    id: int
+    creator_id: int
+    target: int
+    created_at: int
+    cursor_id: int
+    entries: list[RaceEntry]
+    lead_changes: list[tuple[int, int]]  # (time, leader id)
+    finished_at: int | None = None
+    winner_id: int | None = None
+    leader_id: int | None = None
+    settled: bool = False
+
+
+@dataclass
 class Marker:
     timeline: str
     last_read_id: int

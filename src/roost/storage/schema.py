@@ -128,6 +128,45 @@ milestones = Table(
     PrimaryKeyConstraint("account_id", "count"),
 )
 
+# A race of accounts toward a follower count. The refresh step walks the participants' follow
+# events past ``cursor_id``, keeping counts, the leader, lead changes and crossings up to date.
+races = Table(
+    "races",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("target", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("winner_id", BigInteger, nullable=True),
+    Column("leader_id", BigInteger, nullable=True),
+    Column("cursor_id", BigInteger, nullable=False),
+    Column("settled", Boolean, nullable=False, default=False),  # every account has crossed
+    Index("ix_races_settled", "settled", "id"),
+)
+
+race_entries = Table(
+    "race_entries",
+    metadata,
+    Column("race_id", BigInteger, nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("followers", BigInteger, nullable=False),  # as of the race's cursor
+    Column("reached_at", BigInteger, nullable=True),
+    Column("milestone_follower_id", BigInteger, nullable=True),
+    PrimaryKeyConstraint("race_id", "account_id"),
+)
+
+race_lead_changes = Table(
+    "race_lead_changes",
+    metadata,
+    Column("race_id", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("leader_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("race_id", "seq"),
+)
+
 # Small named values the server keeps for itself (e.g. how far the rollup has read).
 roost_state = Table(
     "roost_state",

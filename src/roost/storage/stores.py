@@ -17,6 +17,7 @@ from roost.storage.protocols import (
     MarkerStore,
     NotificationStore,
     OAuthStore,
+    RaceStore,
     StatusStore,
     TagStore,
 )
@@ -28,6 +29,7 @@ from roost.storage.sql.history import SqlFollowerHistoryStore
 from roost.storage.sql.jobs import SqlJobStore
 from roost.storage.sql.notifications import SqlNotificationStore
 from roost.storage.sql.oauth import SqlOAuthStore
+from roost.storage.sql.races import SqlRaceStore
 from roost.storage.sql.statuses import SqlStatusStore
 from roost.storage.sql.tags import SqlTagStore
 from roost.storage.sql.timelines import SqlHomeTimelineStore
@@ -40,6 +42,7 @@ class Stores:
     follows: FollowStore
     follow_requests: FollowRequestStore
     history: FollowerHistoryStore
+    races: RaceStore
     statuses: StatusStore
     favourites: FavouriteStore
     bookmarks: BookmarkStore
@@ -60,6 +63,7 @@ def sql_stores() -> Stores:
         follows=SqlFollowStore(),
         follow_requests=SqlFollowRequestStore(),
         history=SqlFollowerHistoryStore(),
+        races=SqlRaceStore(),
         statuses=SqlStatusStore(),
         favourites=SqlFavouriteStore(),
         bookmarks=SqlBookmarkStore(),

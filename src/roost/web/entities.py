@@ -16,6 +16,7 @@ from roost.domain.models import (
     Tag,
 )
 from roost.domain.oauth import IssuedToken
+from roost.domain.races import RaceView
 from roost.domain.site import Site
 from roost.settings import Settings
 
@@ -205,6 +206,28 @@ def token(t: IssuedToken) -> JsonObject:
     if t.refresh_token:
         out["refresh_token"] = t.refresh_token
     return out
+
+
+def race(site: Site, view: RaceView) -> JsonObject:
+    r = view.race
+    return {
+        "id": str(r.id),
+        "target": r.target,
+        "created_at": iso(r.created_at),
+        "finished_at": iso(r.finished_at) if r.finished_at else None,
+        "winner_id": str(r.winner_id) if r.winner_id else None,
+        "standings": [{
+            "account": account(site, s.account),
+            "followers_count": s.followers,
+            "velocity_per_hour": s.velocity_per_hour,
+            "projected_at": iso(s.projected_at) if s.projected_at else None,
+            "reached_at": iso(s.reached_at) if s.reached_at else None,
+            "milestone_follower": (account(site, s.milestone_follower)
+                                   if s.milestone_follower else None),
+        } for s in view.standings],
+        "lead_changes": [{"at": iso(at), "leader_id": str(leader)}
+                         for at, leader in r.lead_changes],
+    }
 
 
 def version_string() -> str:

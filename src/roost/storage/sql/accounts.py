@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from roost.domain.models import Account, ProfileField
 from roost.storage.database import Tx
 from roost.storage.schema import account_counters, accounts, follows, statuses
-from roost.storage.sql.common import upsert
 
 
 def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
@@ -38,6 +38,33 @@ def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
 
 
 _COLUMNS = [c for c in accounts.c if c.name != "password_hash"]
+
+# The statements on every request's path (authentication loads the account, hydration loads
+# authors, a follow bumps two counters) are built once, with bound parameters: building one
+# per call costs several times more Python than running it (see BENCHMARKS.md).
+_BY_IDS = select(*_COLUMNS).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+_TOTALS = (
+    select(account_counters.c.account_id, func.sum(account_counters.c.followers),
+           func.sum(account_counters.c.following), func.sum(account_counters.c.statuses))
+    .where(account_counters.c.account_id.in_(bindparam("ids", expanding=True)))
+    .group_by(account_counters.c.account_id)
+)
+
+
+def _counter_upsert(stmt: Any) -> Any:
+    """INSERT a counter row, or add its values to the existing row (parameters at execution)."""
+    return stmt.on_conflict_do_update(
+        index_elements=["account_id", "shard"],
+        set_={
+            "followers": account_counters.c.followers + stmt.excluded.followers,
+            "following": account_counters.c.following + stmt.excluded.following,
+            "statuses": account_counters.c.statuses + stmt.excluded.statuses,
+        },
+    )
+
+
+_COUNTER_ADD = {"postgresql": _counter_upsert(postgresql.insert(account_counters)),
+                "sqlite": _counter_upsert(sqlite.insert(account_counters))}
 
 
 class SqlAccountStore:
@@ -73,7 +100,7 @@ class SqlAccountStore:
         wanted = list(set(ids))
         if not wanted:
             return {}
-        rows = tx.execute(select(*_COLUMNS).where(accounts.c.id.in_(wanted))).all()
+        rows = tx.execute(_BY_IDS, {"ids": wanted}).all()
         return {a.id: a for a in self._load(tx, rows)}
 
     def by_username(self, tx: Tx, username: str) -> Account | None:
@@ -129,30 +156,15 @@ class SqlAccountStore:
 class SqlCounterStore:
     def add(self, tx: Tx, account_id: int, shard: int, *, followers: int = 0,
             following: int = 0, statuses: int = 0) -> None:
-        stmt = upsert(tx, account_counters).values(
-            account_id=account_id, shard=shard, followers=followers, following=following,
-            statuses=statuses,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["account_id", "shard"],
-            set_={
-                "followers": account_counters.c.followers + stmt.excluded.followers,
-                "following": account_counters.c.following + stmt.excluded.following,
-                "statuses": account_counters.c.statuses + stmt.excluded.statuses,
-            },
-        )
-        tx.execute(stmt)
+        stmt = _COUNTER_ADD["postgresql" if tx.dialect.name == "postgresql" else "sqlite"]
+        tx.execute(stmt, {"account_id": account_id, "shard": shard, "followers": followers,
+                          "following": following, "statuses": statuses})
 
     def totals(self, tx: Tx, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
         wanted = list(ids)
         if not wanted:
             return {}
-        c = account_counters.c
-        rows = tx.execute(
-            select(c.account_id, func.sum(c.followers), func.sum(c.following), func.sum(c.statuses))
-            .where(c.account_id.in_(wanted))
-            .group_by(c.account_id)
-        ).all()
+        rows = tx.execute(_TOTALS, {"ids": wanted}).all()
         return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
     def total_statuses(self, tx: Tx) -> int:

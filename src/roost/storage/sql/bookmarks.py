@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from roost.domain.models import Marker, Page
 from roost.storage.database import Tx
@@ -13,6 +13,11 @@ from roost.storage.sql.common import insert_ignore, newest_first, paged, upsert
 
 b = bookmarks.c
 m = markers.c
+
+# Built once with bound parameters: this runs on a hot path, and building a statement per
+# call costs several times more Python than executing it (see BENCHMARKS.md).
+_BOOKMARKED = select(b.status_id).where(
+    b.account_id == bindparam("viewer_id"), b.status_id.in_(bindparam("ids", expanding=True)))
 
 
 class SqlBookmarkStore:
@@ -29,8 +34,7 @@ class SqlBookmarkStore:
     def bookmarked(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(select(b.status_id).where(
-            b.account_id == viewer_id, b.status_id.in_(list(ids)))).scalars())
+        return set(tx.execute(_BOOKMARKED, {"viewer_id": viewer_id, "ids": list(ids)}).scalars())
 
     def page(self, tx: Tx, account_id: int, page: Page) -> list[tuple[int, int]]:
         """(bookmark id, status id), newest bookmark first."""
@@ -42,7 +46,7 @@ class SqlBookmarkStore:
 class SqlMarkerStore:
     def get(self, tx: Tx, account_id: int, timelines: Sequence[str]) -> list[Marker]:
         rows = tx.execute(select(markers).where(
-            m.account_id == account_id, m.timeline.in_(list(timelines))))
+            m.account_id == account_id, m.timeline.in_(list(timelines))).order_by(m.timeline))
         return [Marker(r.timeline, r.last_read_id, r.version, r.updated_at) for r in rows]
 
     def set(self, tx: Tx, account_id: int, timeline: str, last_read_id: int, at: int) -> None:

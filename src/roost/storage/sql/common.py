@@ -29,10 +29,29 @@ def newest_first(rows: Sequence[Any], page: Page) -> list[Any]:
 
 
 def insert_ignore(tx: Tx, table: Table) -> Any:
-    """INSERT that silently skips rows whose primary or unique key already exists."""
+    """INSERT that silently skips rows whose primary or unique key already exists; its
+    ``rowcount`` is the number of rows inserted (SQLAlchemy keeps an INSERT's rowcount only
+    when asked: without ``preserve_rowcount`` psycopg reports -1)."""
+    stmt: Any
     if tx.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    return stmt.execution_options(preserve_rowcount=True)
+
+
+_INSERT_IGNORE: dict[tuple[str, str], Any] = {}
+
+
+def insert_ignore_once(tx: Tx, table: Table) -> Any:
+    """``insert_ignore(tx, table)`` built once per dialect and table, to execute with the row
+    as parameters (``tx.execute(stmt, {...})``) on hot paths, where building the statement
+    each time would cost more than running it."""
+    key = (tx.dialect.name, table.name)
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        stmt = _INSERT_IGNORE[key] = insert_ignore(tx, table)
+    return stmt
 
 
 def upsert(tx: Tx, table: Table) -> Any:

@@ -4,21 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 
 from roost.domain.models import Page
 from roost.storage.database import Tx
 from roost.storage.schema import accounts, follow_events, follow_requests, follows
-from roost.storage.sql.common import insert_ignore, newest_first, paged
+from roost.storage.sql.common import insert_ignore, insert_ignore_once, newest_first, paged
+
+# Built once with bound parameters: this runs on a hot path, and building a statement per
+# call costs several times more Python than executing it (see BENCHMARKS.md).
+_GET = select(follows.c.show_reblogs, follows.c.notify).where(
+    follows.c.account_id == bindparam("follower_id"),
+    follows.c.target_account_id == bindparam("target_id"),
+)
+_FOLLOWING_OF = select(
+    follows.c.target_account_id, follows.c.show_reblogs, follows.c.notify
+).where(follows.c.account_id == bindparam("viewer_id"),
+        follows.c.target_account_id.in_(bindparam("ids", expanding=True)))
+_FOLLOWED_BY = select(follows.c.account_id).where(
+    follows.c.target_account_id == bindparam("viewer_id"),
+    follows.c.account_id.in_(bindparam("ids", expanding=True)),
+)
+_FOLLOWED_WITH_UNPUSHED = (
+    select(follows.c.target_account_id)
+    .join(accounts, accounts.c.id == follows.c.target_account_id)
+    .where(follows.c.account_id == bindparam("follower_id"), accounts.c.has_unpushed.is_(True))
+    .order_by(follows.c.target_account_id)
+)
+_RECORD_EVENT = follow_events.insert()
+_PENDING_FROM = select(follow_requests.c.target_account_id).where(
+    follow_requests.c.account_id == bindparam("requester_id"),
+    follow_requests.c.target_account_id.in_(bindparam("ids", expanding=True)),
+)
+_PENDING_TO = select(follow_requests.c.account_id).where(
+    follow_requests.c.target_account_id == bindparam("target_id"),
+    follow_requests.c.account_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 class SqlFollowStore:
     def insert(self, tx: Tx, follower_id: int, target_id: int, follow_id: int, at: int,
                show_reblogs: bool, notify: bool) -> bool:
-        result = tx.execute(insert_ignore(tx, follows).values(
-            account_id=follower_id, target_account_id=target_id, id=follow_id,
-            show_reblogs=show_reblogs, notify=notify, created_at=at,
-        ))
+        result = tx.execute(insert_ignore_once(tx, follows), {
+            "account_id": follower_id, "target_account_id": target_id, "id": follow_id,
+            "show_reblogs": show_reblogs, "notify": notify, "created_at": at,
+        })
         return result.rowcount == 1
 
     def delete(self, tx: Tx, follower_id: int, target_id: int) -> bool:
@@ -34,9 +64,7 @@ class SqlFollowStore:
         ).values(show_reblogs=show_reblogs, notify=notify))
 
     def get(self, tx: Tx, follower_id: int, target_id: int) -> tuple[bool, bool] | None:
-        row = tx.execute(select(follows.c.show_reblogs, follows.c.notify).where(
-            follows.c.account_id == follower_id, follows.c.target_account_id == target_id
-        )).first()
+        row = tx.execute(_GET, {"follower_id": follower_id, "target_id": target_id}).first()
         return (row[0], row[1]) if row else None
 
     def followers_page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
@@ -58,30 +86,23 @@ class SqlFollowStore:
         """For each of ``ids`` the viewer follows: (show_reblogs, notify)."""
         if not ids:
             return {}
-        rows = tx.execute(select(
-            follows.c.target_account_id, follows.c.show_reblogs, follows.c.notify
-        ).where(follows.c.account_id == viewer_id, follows.c.target_account_id.in_(list(ids))))
+        rows = tx.execute(_FOLLOWING_OF, {"viewer_id": viewer_id, "ids": list(ids)})
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def followed_by(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(select(follows.c.account_id).where(
-            follows.c.target_account_id == viewer_id, follows.c.account_id.in_(list(ids))
-        )).scalars())
+        return set(tx.execute(_FOLLOWED_BY, {"viewer_id": viewer_id, "ids": list(ids)}).scalars())
 
     def followed_ids(self, tx: Tx, follower_id: int) -> list[int]:
         return list(tx.execute(
             select(follows.c.target_account_id).where(follows.c.account_id == follower_id)
+            .order_by(follows.c.target_account_id)
         ).scalars())
 
     def followed_with_unpushed(self, tx: Tx, follower_id: int) -> list[int]:
         """Accounts the follower follows whose unpushed posts must be merged into their home."""
-        return list(tx.execute(
-            select(follows.c.target_account_id)
-            .join(accounts, accounts.c.id == follows.c.target_account_id)
-            .where(follows.c.account_id == follower_id, accounts.c.has_unpushed.is_(True))
-        ).scalars())
+        return list(tx.execute(_FOLLOWED_WITH_UNPUSHED, {"follower_id": follower_id}).scalars())
 
     def fanout_targets(self, tx: Tx, author_id: int, after: int, limit: int,
                        reply_to_account_id: int | None,
@@ -112,10 +133,8 @@ class SqlFollowStore:
 
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
                      event_id: int, at: int) -> None:
-        tx.execute(follow_events.insert().values(
-            target_account_id=target_id, id=event_id, account_id=follower_id, delta=delta,
-            created_at=at,
-        ))
+        tx.execute(_RECORD_EVENT, {"target_account_id": target_id, "id": event_id,
+                                   "account_id": follower_id, "delta": delta, "created_at": at})
 
 
 class SqlFollowRequestStore:
@@ -130,27 +149,21 @@ class SqlFollowRequestStore:
     def take(self, tx: Tx, requester_id: int, target_id: int) -> tuple[bool, bool] | None:
         """Remove a pending request; its (show_reblogs, notify) options, or None."""
         r = follow_requests.c
-        row = tx.execute(select(r.show_reblogs, r.notify).where(
-            r.account_id == requester_id, r.target_account_id == target_id)).first()
-        if row is None:
-            return None
-        tx.execute(delete(follow_requests).where(
-            r.account_id == requester_id, r.target_account_id == target_id))
-        return (row[0], row[1])
+        row = tx.execute(delete(follow_requests).where(
+            r.account_id == requester_id, r.target_account_id == target_id
+        ).returning(r.show_reblogs, r.notify)).first()
+        return (row[0], row[1]) if row else None
 
     def pending_from(self, tx: Tx, requester_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        r = follow_requests.c
-        return set(tx.execute(select(r.target_account_id).where(
-            r.account_id == requester_id, r.target_account_id.in_(list(ids)))).scalars())
+        return set(tx.execute(_PENDING_FROM, {"requester_id": requester_id,
+                                              "ids": list(ids)}).scalars())
 
     def pending_to(self, tx: Tx, target_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        r = follow_requests.c
-        return set(tx.execute(select(r.account_id).where(
-            r.target_account_id == target_id, r.account_id.in_(list(ids)))).scalars())
+        return set(tx.execute(_PENDING_TO, {"target_id": target_id, "ids": list(ids)}).scalars())
 
     def page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
         r = follow_requests.c

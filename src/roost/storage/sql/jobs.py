@@ -13,6 +13,7 @@ from roost.storage.database import Tx, emit
 from roost.storage.schema import jobs
 
 c = jobs.c
+_INSERT = jobs.insert()  # built once: every post and follow enqueues a job
 JOBS_ENQUEUED = "jobs-enqueued"
 
 
@@ -23,10 +24,9 @@ def _job(row: Any) -> Job:
 class SqlJobStore:
     def enqueue(self, tx: Tx, kind: str, payload: dict[str, object], run_after: int) -> int:
         job_id = new_id()
-        tx.execute(jobs.insert().values(
-            id=job_id, kind=kind, payload=orjson.dumps(payload).decode(), attempts=0,
-            run_after=run_after, last_error=None, dead=False,
-        ))
+        tx.execute(_INSERT, {"id": job_id, "kind": kind, "payload": orjson.dumps(payload).decode(),
+                             "attempts": 0, "run_after": run_after, "last_error": None,
+                             "dead": False})
         emit(tx, JOBS_ENQUEUED)
         return job_id
 

@@ -13,6 +13,7 @@ from roost.storage.schema import notifications
 from roost.storage.sql.common import newest_first, paged
 
 c = notifications.c
+_INSERT = notifications.insert()  # built once: notifications are written on hot paths
 
 
 def _notification(row: Any) -> Notification:
@@ -22,11 +23,12 @@ def _notification(row: Any) -> Notification:
 
 class SqlNotificationStore:
     def insert(self, tx: Tx, notification: Notification) -> None:
-        tx.execute(notifications.insert().values(
-            account_id=notification.account_id, id=notification.id, type=notification.type,
-            from_account_id=notification.from_account_id, status_id=notification.status_id,
-            created_at=notification.created_at, detail=notification.detail,
-        ))
+        tx.execute(_INSERT, {
+            "account_id": notification.account_id, "id": notification.id,
+            "type": notification.type, "from_account_id": notification.from_account_id,
+            "status_id": notification.status_id, "created_at": notification.created_at,
+            "detail": notification.detail,
+        })
 
     def get(self, tx: Tx, account_id: int, notification_id: int) -> Notification | None:
         row = tx.execute(

@@ -49,6 +49,9 @@ class SqlHomeTimelineStore:
             ))
 
     def trim(self, tx: Tx, account_id: int, keep: int) -> None:
+        if keep <= 0:  # (a negative OFFSET is an error on PostgreSQL, zero on SQLite)
+            tx.execute(delete(home_timeline).where(c.account_id == account_id))
+            return
         oldest_kept = tx.execute(
             select(c.status_id).where(c.account_id == account_id)
             .order_by(c.status_id.desc()).offset(keep - 1).limit(1)

@@ -20,6 +20,7 @@ from roost.domain.events import (
     FollowersChanged,
     MilestoneReached,
     NotificationCreated,
+    RaceUpdated,
     RemovedHome,
     StatusDeleted,
     StatusPosted,
@@ -33,7 +34,7 @@ from roost.web import entities
 log = logging.getLogger(__name__)
 
 _INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
-                FollowersChanged, MilestoneReached)
+                FollowersChanged, MilestoneReached, RaceUpdated)
 
 
 def message(event: str, payload: Any) -> str:
@@ -104,12 +105,20 @@ class Publisher:
                     "roost.followers", {"account_id": str(event.account_id),
                                         "followers_count": event.followers_count,
                                         "at": iso(event.at)}))
+            elif isinstance(event, RaceUpdated):
+                await self._publish_race(event.race_id)
             elif isinstance(event, MilestoneReached):
                 await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
                     "roost.milestone", {"account_id": str(event.account_id),
                                         "count": event.count,
                                         "follower_id": str(event.follower_id),
                                         "reached_at": iso(event.at)}))
+
+    async def _publish_race(self, race_id: int) -> None:
+        view = await self.roost.races.current(race_id)
+        if view is not None:
+            await self.pubsub.publish(f"roost:race:{race_id}",
+                                      message("roost.race", entities.race(self.roost.site, view)))
 
     def _broadcast_channels(self, view: StatusView) -> list[str]:
         status = view.status

@@ -40,6 +40,10 @@ async def channels_for(roost: Roost, stream: str, account: Account | None,
             raise InvalidInput("Missing tag name parameter")
         name = tag.strip().lstrip("#").lower()
         return [f"hashtag:{name}"] if stream == "hashtag" else [f"hashtag:local:{name}"]
+    if stream == "roost:race":
+        if not account_id or not account_id.isdigit():
+            raise InvalidInput("Missing race_id parameter")
+        return [f"roost:race:{account_id}"]
     if stream == "roost:followers":
         if not account_id or not account_id.isdigit():
             raise InvalidInput("Missing account_id parameter")
@@ -87,7 +91,7 @@ def sse_endpoint(stream: str) -> Callable[[Request], Awaitable[Response]]:
         account = auth.account if auth else None
         _check_scope(auth, stream)
         channels = await channels_for(roost, stream, account, params.str("tag"),
-                                      params.str("account_id"))
+                                      params.str("account_id") or params.str("race_id"))
         subscription = _pubsub(request).subscription()
         await subscription.add(channels)
         return StreamingResponse(_sse_events(subscription), media_type="text/event-stream",
@@ -167,7 +171,8 @@ async def websocket(ws: WebSocket) -> None:
             kind = request.get("type")
             stream = str(request.get("stream") or "")
             tag = str(request["tag"]) if request.get("tag") else None
-            target = str(request["account_id"]) if request.get("account_id") else None
+            target_id = request.get("account_id") or request.get("race_id")
+            target = str(target_id) if target_id else None
             if kind == "subscribe":
                 await subscribe(stream, tag, target)
             elif kind == "unsubscribe":
@@ -177,7 +182,8 @@ async def websocket(ws: WebSocket) -> None:
 
     initial = ws.query_params.get("stream")
     if initial:
-        await subscribe(initial, ws.query_params.get("tag"), ws.query_params.get("account_id"))
+        await subscribe(initial, ws.query_params.get("tag"),
+                        ws.query_params.get("account_id") or ws.query_params.get("race_id"))
     # Whichever ends first (the client leaves, or falls too far behind) ends the connection.
     tasks = [asyncio.create_task(pump()), asyncio.create_task(heartbeat()),
              asyncio.create_task(receive())]
@@ -205,6 +211,7 @@ routes = [
     Route("/api/v1/streaming/hashtag", sse_endpoint("hashtag")),
     Route("/api/v1/streaming/hashtag/local", sse_endpoint("hashtag:local")),
     Route("/api/v1/roost/streaming/followers", sse_endpoint("roost:followers")),
+    Route("/api/v1/roost/streaming/race", sse_endpoint("roost:race")),
     WebSocketRoute("/api/v1/streaming", websocket),
     WebSocketRoute("/api/v1/streaming/", websocket),
 ]

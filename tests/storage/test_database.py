@@ -1,0 +1,266 @@
+"""The database runner on both engines: group commit, savepoints, events, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from roost.ids import new_id
+from roost.storage import migrate
+from roost.storage.database import Database, Tx, emit
+from roost.storage.schema import metadata, tags
+
+
+def _insert(tag_id: int, *, event: object = None) -> Callable[[Tx], int]:
+    def op(tx: Tx) -> int:
+        tx.execute(tags.insert().values(id=tag_id, name=f"T{tag_id}", name_lower=f"t{tag_id}",
+                                        created_at=0))
+        if event is not None:
+            emit(tx, event)
+        return tag_id
+
+    return op
+
+
+def _insert_then_fail(tag_id: int, error: BaseException, *,
+                      event: object = None) -> Callable[[Tx], int]:
+    def op(tx: Tx) -> int:
+        _insert(tag_id, event=event)(tx)
+        raise error
+
+    return op
+
+
+def _insert_then_duplicate(tag_id: int, existing: int) -> Callable[[Tx], int]:
+    """Writes a row, then violates a key: on PostgreSQL this aborts the whole transaction
+    unless the runner's savepoint is rolled back."""
+
+    def op(tx: Tx) -> int:
+        _insert(tag_id)(tx)
+        _insert(existing)(tx)
+        return tag_id
+
+    return op
+
+
+def _ids(db: Database) -> set[int]:
+    return set(db.read_sync(lambda tx: tx.execute(select(tags.c.id)).scalars().all()))
+
+
+class Gate:
+    """Holds the writer thread inside an operation, so what is submitted meanwhile is queued
+    and then taken as one batch."""
+
+    def __init__(self, db: Database) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+        def hold(_tx: Tx) -> None:
+            self.entered.set()
+            assert self.released.wait(10)
+
+        self.future = db.submit(hold)
+        assert self.entered.wait(10)
+
+    def release(self) -> None:
+        self.released.set()
+        self.future.result(10)
+
+
+@pytest.fixture
+def commits(db: Database) -> list[list[object]]:
+    """The events passed to each after-commit callback call, one list per commit."""
+    seen: list[list[object]] = []
+    db.on_commit(lambda events: seen.append(list(events)))
+    return seen
+
+
+@pytest.fixture
+def own_db(db_url: str) -> Iterator[Callable[..., Database]]:
+    made: list[Database] = []
+
+    def make(**kwargs: Any) -> Database:
+        database = Database(db_url, sqlite_synchronous="NORMAL", **kwargs)
+        made.append(database)
+        return database
+
+    yield make
+    for database in made:
+        database.close()
+
+
+def test_migrations_create_the_schema_and_are_idempotent(
+    own_db: Callable[..., Database], db: Database
+) -> None:
+    migrate.upgrade(own_db())  # already at head: nothing to do, nothing breaks
+    with db.read_engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    assert differences == [], "the migrations do not build schema.py's tables on this engine"
+    version = db.read_sync(lambda tx: tx.execute(text("SELECT version_num FROM alembic_version"))
+                           .scalars().all())
+    head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
+    assert version == [head]
+
+
+def test_postgresql_urls_use_psycopg(db: Database) -> None:
+    assert db.url.startswith(f"{db.dialect}:")
+    if db.dialect == "postgresql":
+        assert db.write_engine.dialect.driver == "psycopg"
+        assert db.read_engine.dialect.driver == "psycopg"
+    else:
+        assert db.is_sqlite
+
+
+def test_concurrent_writes_all_commit(db: Database, commits: list[list[object]]) -> None:
+    def worker(start: int) -> list[int]:
+        return [db.write_sync(_insert(start + i)) for i in range(25)]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(worker, range(1000, 1000 + 16 * 25, 25)))
+    assert sorted(x for r in results for x in r) == list(range(1000, 1400))
+    assert _ids(db) == set(range(1000, 1400))
+    assert 1 <= len(commits) <= 400
+
+
+def test_queued_writes_share_one_commit(db: Database, commits: list[list[object]]) -> None:
+    gate = Gate(db)
+    futures = [db.submit(_insert(i, event=i)) for i in range(1, 101)]
+    gate.release()
+    assert [f.result(10) for f in futures] == list(range(1, 101))
+    assert commits == [[], list(range(1, 101))]  # the gate's commit, then the batch's
+    assert _ids(db) == set(range(1, 101))
+
+
+def test_batches_are_capped(own_db: Callable[..., Database]) -> None:
+    database = own_db(write_batch_max=4)
+    sizes: list[int] = []
+    database.on_commit(lambda events: sizes.append(len(events)))
+    gate = Gate(database)
+    futures = [database.submit(_insert(i, event=i)) for i in range(10)]
+    gate.release()
+    assert [f.result(10) for f in futures] == list(range(10))
+    assert sizes == [0, 4, 4, 2]
+
+
+def test_failing_operations_roll_back_alone(db: Database, commits: list[list[object]]) -> None:
+    boom = ValueError("boom")
+    gate = Gate(db)
+    ok1 = db.submit(_insert(1, event="one"))
+    bad = db.submit(_insert_then_fail(2, boom, event="two"))
+    ok3 = db.submit(_insert(3, event="three"))
+    duplicate = db.submit(_insert_then_duplicate(4, existing=1))
+    ok5 = db.submit(_insert(5, event="five"))
+    gate.release()
+
+    assert ok1.result(10) == 1
+    assert ok3.result(10) == 3
+    assert ok5.result(10) == 5
+    with pytest.raises(ValueError) as caught:
+        bad.result(10)
+    assert caught.value is boom  # the caller gets its own exception
+    with pytest.raises(IntegrityError):
+        duplicate.result(10)
+    assert _ids(db) == {1, 3, 5}
+    assert commits[-1] == ["one", "three", "five"]
+    assert len(commits) == 2  # everything after the gate committed together
+
+
+def test_a_lone_failing_operation_fails_and_the_writer_recovers(
+    db: Database, commits: list[list[object]]
+) -> None:
+    db.write_sync(_insert(1))
+    with pytest.raises(IntegrityError):
+        db.write_sync(_insert_then_duplicate(2, existing=1))
+    with pytest.raises(RuntimeError, match="nope"):
+        db.write_sync(_insert_then_fail(3, RuntimeError("nope"), event="lost"))
+    assert db.write_sync(_insert(4, event="four")) == 4
+    assert _ids(db) == {1, 4}
+    assert commits == [[], ["four"]]
+
+
+def test_events_are_published_only_after_commit(db: Database) -> None:
+    seen: list[tuple[list[object], set[int]]] = []
+
+    def callback(events: list[object]) -> None:
+        # Runs after the commit: a fresh reader already sees the batch's rows.
+        seen.append((list(events), _ids(db)))
+
+    db.on_commit(callback)
+    db.write_sync(_insert(1, event="a"))
+    assert seen == [(["a"], {1})]
+    db.read_sync(lambda tx: emit(tx, "ignored outside the writer"))
+    assert seen == [(["a"], {1})]
+
+
+def test_a_failing_callback_does_not_fail_the_write(db: Database) -> None:
+    calls: list[list[object]] = []
+
+    def broken(_events: list[object]) -> None:
+        raise RuntimeError("callback broke")
+
+    db.on_commit(broken)
+    db.on_commit(calls.append)
+    assert db.write_sync(_insert(7, event="x")) == 7
+    assert calls == [["x"]]
+    assert _ids(db) == {7}
+
+
+def test_async_write_and_read(db: Database) -> None:
+    async def main() -> tuple[int, int]:
+        written = await asyncio.gather(*(db.write(_insert(i)) for i in range(20)))
+        count = await db.read(lambda tx: int(tx.execute(
+            select(func.count()).select_from(tags)).scalar_one()))
+        return len(written), count
+
+    assert asyncio.run(main()) == (20, 20)
+
+
+def test_close_finishes_queued_writes(own_db: Callable[..., Database], db: Database) -> None:
+    database = own_db()
+    futures = [database.submit(_insert(i)) for i in range(50)]
+    database.close()
+    assert [f.result(0) for f in futures] == list(range(50))
+    assert _ids(db) == set(range(50))
+
+
+def test_a_read_sees_one_snapshot(db: Database) -> None:
+    """Like SQLite's read transactions, a read operation sees the database as of its first
+    query, even when a write commits in between (PostgreSQL: REPEATABLE READ readers)."""
+    db.write_sync(_insert(1))
+
+    def read(tx: Tx) -> tuple[int, int, set[int]]:
+        before = tx.execute(select(func.count()).select_from(tags)).scalar_one()
+        db.write_sync(_insert(2))
+        after = tx.execute(select(func.count()).select_from(tags)).scalar_one()
+        return before, after, _ids(db)
+
+    assert db.read_sync(read) == (1, 1, {1, 2})
+
+
+def test_postgresql_writer_reconnects_after_losing_its_connection(postgresql_url: str) -> None:
+    """A server restart or a killed backend fails the batch in flight, not the writer."""
+    database = Database(postgresql_url)
+    try:
+        pid = database.write_sync(lambda tx: tx.execute(text("SELECT pg_backend_pid()"))
+                                  .scalar_one())
+        killed = database.read_sync(lambda tx: tx.execute(
+            text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one())
+        assert killed is True
+        lost, kept = new_id(), new_id()
+        with pytest.raises(DBAPIError):
+            database.write_sync(_insert(lost))
+        assert database.write_sync(_insert(kept)) == kept
+        assert kept in _ids(database) and lost not in _ids(database)
+    finally:
+        database.close()
