@@ -84,3 +84,26 @@ def test_posting_arbitrary_text(api: Api, user: Any, text: str, spoiler: str,
     if response.status_code == 200:
         content = response.json()["content"]
         assert "<script" not in content.lower()
+
+
+def test_values_the_database_cannot_hold_are_refused(api: Api, user: Any) -> None:
+    assert user.post("/api/v1/statuses", json={"status": "a\x00b"}).status_code == 422
+    assert user.patch("/api/v1/accounts/update_credentials",
+                      data={"display_name": "x\x00"}).status_code == 422
+    assert user.patch("/api/v1/accounts/update_credentials", json={
+        "fields_attributes": [{"name": "n\x00", "value": "v"}]}).status_code == 422
+    too_big = str(2**63)  # 19 digits, but beyond a signed 64-bit id
+    assert api.client.get(f"/api/v1/statuses/{too_big}").status_code == 404
+    assert user.get("/api/v1/timelines/home", params={"max_id": too_big}).status_code == 400
+    long_tag = "#" + "a" * 150
+    status = user.post_status(f"{long_tag} #short")
+    assert [t["name"] for t in status["tags"]] == ["short"]
+    website = "https://e.example/" + "a" * 600
+    assert api.client.post("/api/v1/apps", data={
+        "client_name": "x", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+        "website": website}).status_code == 422
+    assert api.client.post("/api/v1/accounts", headers={"Authorization": f"Bearer "
+                                                                         f"{api.app_token}"},
+                           data={"username": "zed", "email": "z" * 330 + "@example.com",
+                                 "password": "long enough pw", "agreement": "true",
+                                 "locale": "x" * 40}).status_code == 422

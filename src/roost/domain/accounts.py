@@ -63,13 +63,15 @@ class AccountService:
             details["username"] = [{"error": "ERR_INVALID",
                                     "description": "must contain only letters, numbers and "
                                     "underscores, up to 30 characters"}]
-        if not EMAIL.match(email or ""):
+        if not EMAIL.match(email or "") or len(email) > 320:
             details["email"] = [{"error": "ERR_INVALID", "description": "is invalid"}]
         if len(password or "") < 8 or len(password) > 72:
             details["password"] = [{"error": "ERR_INVALID",
                                     "description": "must be between 8 and 72 characters"}]
         if not agreement:
             details["agreement"] = [{"error": "ERR_ACCEPTED", "description": "must be accepted"}]
+        if locale and (len(locale) > 16 or not locale.replace("-", "").replace("_", "").isalnum()):
+            details["locale"] = [{"error": "ERR_INVALID", "description": "is not a language"}]
         if details:
             raise ValidationFailed(details)
         password_hash = await anyio.to_thread.run_sync(_hasher.hash, password)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import nh3
 
+MAX_TAG = 100  # longer "hashtags" stay plain text
 URL_LENGTH = 23  # Mastodon counts every link as 23 characters, whatever its length.
 
 _URL = r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
@@ -50,7 +51,7 @@ def parse(text: str, local_domain: str = "") -> ParsedText:
                 mentions.append(name)
         elif match.group("tag"):
             tag = match.group("tagname")
-            if tag.lower() not in [t.lower() for t in hashtags]:
+            if len(tag) <= MAX_TAG and tag.lower() not in [t.lower() for t in hashtags]:
                 hashtags.append(tag)
     return ParsedText(mentions, hashtags, urls)
 
@@ -106,6 +107,8 @@ def render(
                         f'<span class="h-card" translate="no"><a href="{html.escape(url)}" '
                         f'class="u-url mention">@<span>{html.escape(username)}</span></a></span>'
                     )
+            elif len(match.group("tagname")) > MAX_TAG:
+                out.append(html.escape(match.group(0)))
             else:
                 tag = match.group("tagname")
                 out.append(

@@ -111,6 +111,8 @@ class OAuthService:
             raise InvalidInput("Validation failed: Application name can't be blank")
         if len(name) > 200:
             raise InvalidInput("Validation failed: Application name is too long")
+        if website and len(website) > 500:
+            raise InvalidInput("Validation failed: Website is too long (maximum is 500 characters)")
         uris = [u.strip() for u in redirect_uris if u.strip()]
         if not uris:
             raise InvalidInput("Validation failed: Redirect URI can't be blank")

@@ -17,6 +17,15 @@ TRUE = {"1", "true", "t", "on", "yes"}
 FALSE = {"0", "false", "f", "off", "no", ""}
 _NESTED = re.compile(r"^([^\[\]]+)\[([^\[\]]*)\]\[([^\[\]]+)\]$")
 MAX_STRING = 100_000
+MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in the database
+
+
+def parse_id(text: str) -> int | None:
+    """A numeric id that fits the database, or None."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > MAX_ID:
+        return None
+    return int(text)
 
 
 class Params:
@@ -43,6 +52,8 @@ class Params:
             raise InvalidInput(f"{name} must be a string")
         if len(value) > MAX_STRING:
             raise InvalidInput(f"{name} is too long")
+        if "\x00" in value:
+            raise InvalidInput(f"{name} must not contain NUL characters")
         return value
 
     def bool(self, name: builtins.str,
@@ -74,10 +85,10 @@ class Params:
         value = self._first(name)
         if value is None or value == "":
             return None
-        text = str(value).strip()
-        if not text.isdigit() or len(text) > 19:
+        parsed = parse_id(str(value))
+        if parsed is None:
             raise BadRequest(f"{name} must be a numeric id")
-        return int(text)
+        return parsed
 
     def list(self, name: builtins.str) -> builtins.list[Any]:
         return [*self._values.get(name, []), *self._values.get(f"{name}[]", [])]
@@ -85,10 +96,10 @@ class Params:
     def ids(self, name: builtins.str) -> builtins.list[builtins.int]:
         out = []
         for value in self.list(name):
-            text = str(value).strip()
-            if not text.isdigit() or len(text) > 19:
+            parsed = parse_id(str(value))
+            if parsed is None:
                 raise BadRequest(f"{name} must contain numeric ids")
-            out.append(int(text))
+            out.append(parsed)
         return out
 
     def records(self, name: builtins.str) -> builtins.list[dict[builtins.str, Any]] | None:
@@ -171,6 +182,7 @@ async def read_params(request: Request) -> Params:
 def path_id(request: Request, name: str = "id") -> int:
     """A numeric id from the path; anything else is simply not found, as in Mastodon."""
     text = request.path_params.get(name, "")
-    if not isinstance(text, str) or not text.isdigit() or len(text) > 19:
+    parsed = parse_id(text) if isinstance(text, str) else None
+    if parsed is None:
         raise NotFound()
-    return int(text)
+    return parsed

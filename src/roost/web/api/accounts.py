@@ -53,6 +53,8 @@ async def update_credentials(request: Request) -> Response:
     if records is not None:
         fields = [ProfileField(str(r.get("name") or ""), str(r.get("value") or ""))
                   for r in records]
+        if any("\x00" in f.name + f.value for f in fields):
+            raise InvalidInput("fields_attributes must not contain NUL characters")
     changes = ProfileChanges(
         display_name=params.str("display_name"), note=params.str("note"), fields=fields,
         locked=params.bool("locked"), bot=params.bool("bot"),

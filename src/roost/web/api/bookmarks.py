@@ -11,7 +11,7 @@ from roost.domain.errors import InvalidInput
 from roost.web import entities
 from roost.web.auth import require_user, roost_of
 from roost.web.pagination import STATUSES, link_header, page_from
-from roost.web.params import path_id, read_params
+from roost.web.params import parse_id, path_id, read_params
 from roost.web.responses import Json
 
 
@@ -58,10 +58,10 @@ async def save_markers(request: Request) -> Response:
     for timeline in ("home", "notifications"):
         value = params.hash(timeline).get("last_read_id")
         if value is not None:
-            text = str(value).strip()
-            if not text.isdigit() or len(text) > 19:
+            parsed = parse_id(str(value))
+            if parsed is None:
                 raise InvalidInput("last_read_id must be a numeric id")
-            positions[timeline] = int(text)
+            positions[timeline] = parsed
     saved = await roost.markers.save(viewer.id, positions)
     return Json({m.timeline: {"last_read_id": str(m.last_read_id), "version": m.version,
                               "updated_at": iso(m.updated_at)} for m in saved})

@@ -59,9 +59,10 @@ def _check(params: Params, redirect_uri: str, app: App, scopes: list[str]) -> Re
     if not scopes or not within(scopes, app.scopes):
         return _redirect(redirect_uri, error="invalid_scope", state=state)
     method = params.str("code_challenge_method")
-    if params.str("code_challenge") and (method or "S256") not in ("S256", "plain"):
+    challenge = params.str("code_challenge")
+    if challenge and ((method or "S256") not in ("S256", "plain") or len(challenge) > 128):
         return _redirect(redirect_uri, error="invalid_request", state=state,
-                         error_description="code_challenge_method must be S256")
+                         error_description="code_challenge must be an S256 challenge")
     return None
 
 
