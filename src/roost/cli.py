@@ -159,3 +159,47 @@ def token_create(ctx: click.Context, username: str, scopes: str, data_dir: Path 
             raise click.ClickException(f"no account @{username}") from exc
     finally:
         roost.close()
+
+
+@main.group()
+def race() -> None:
+    """Races between accounts toward a follower count."""
+
+
+@race.command("replay")
+@click.option("--url", required=True, help="Base URL of a running Roost server.")
+@click.option("--token", envvar="ROOST_ADMIN_TOKEN", required=True,
+              help="An administrator's token with admin:write and write scopes "
+              "(`roost token create ADMIN --scopes 'read write follow admin:write'`; "
+              "or ROOST_ADMIN_TOKEN).")
+@click.option("--speed", type=float, default=600.0, show_default=True,
+              help="Clock acceleration: 600 plays ten hours in a minute.")
+@click.option("--scale", type=float, default=0.001, show_default=True,
+              help="Multiply every follower count: 0.001 races to 1,000.")
+@click.option("--suffix", default="", help="Appended to @aplusk and @cnnbrk (replay again).")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless the race API reports the recorded outcome.")
+def race_replay(url: str, token: str, speed: float, scale: float, suffix: str,
+                check: bool) -> None:
+    """Replay the April 2009 race between @aplusk and @cnnbrk against a running server,
+    with real follows through the API, at an accelerated clock and a scaled count."""
+    from roost.tools.replay import Replay, ReplayError
+
+    try:
+        replay = Replay(url, token, speed=speed, scale=scale, suffix=suffix)
+        outcome = asyncio.run(replay.run())
+    except (ReplayError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    race = outcome.race
+    click.echo(f"Race {race['id']} to {race['target']:,} followers")
+    for standing in race["standings"]:
+        crossed = (replay.to_record_clock(standing["reached_at"], race).strftime("%d %b %H:%M")
+                   if standing["reached_at"] else "not yet")
+        click.echo(f"  @{standing['account']['username']:<12} {standing['followers_count']:>9,}"
+                   f"  crossed {crossed} EDT (recorded clock)")
+    for when, who in zip(outcome.lead_change_times, outcome.leaders, strict=True):
+        click.echo(f"  lead change: @{who} at {when.strftime('%d %b %H:%M')} EDT")
+    verdict = "matches" if outcome.matches else "does NOT match"
+    click.echo(f"Winner, lead changes and crossing order {verdict} the 2009 record.")
+    if check and not outcome.matches:
+        sys.exit(1)

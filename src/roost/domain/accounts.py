@@ -94,6 +94,53 @@ class AccountService:
 
         return await self.db.write(insert)
 
+    async def create_many(self, prefix: str, count: int) -> list[Account]:
+        """Accounts ``<prefix>1``, ``<prefix>2``, ... (skipping taken names) with no password:
+        they act through tokens only. For demos, replays and load tests."""
+        if not USERNAME.match(prefix + "0") or len(prefix) > 20:
+            raise InvalidInput("prefix must be letters, digits or underscores (up to 20)")
+        if not 1 <= count <= 1000:
+            raise InvalidInput("count must be between 1 and 1000")
+
+        def apply(tx: Tx) -> list[Account]:
+            made: list[Account] = []
+            number = 0
+            while len(made) < count:
+                number += 1
+                username = f"{prefix}{number}"
+                if len(username) > 30:
+                    raise InvalidInput("No free usernames left with that prefix")
+                if self.stores.accounts.by_username(tx, username) is not None:
+                    continue
+                account = Account(id=new_id(), username=username, display_name="", note="",
+                                  fields=[], locked=False, bot=False, discoverable=True,
+                                  created_at=now_ms(), last_status_at=None)
+                self.stores.accounts.insert(tx, account, None)
+                made.append(account)
+            return made
+
+        return await self.db.write(apply)
+
+    async def create_named(self, usernames: list[str]) -> list[Account]:
+        """Accounts with exactly these usernames and no password (all or none)."""
+        if not 1 <= len(usernames) <= 100 or not all(USERNAME.match(u) for u in usernames):
+            raise InvalidInput("usernames must be 1 to 100 valid usernames")
+
+        def apply(tx: Tx) -> list[Account]:
+            taken = [u for u in usernames if self.stores.accounts.by_username(tx, u)]
+            if taken:
+                raise InvalidInput(f"Username already taken: {', '.join(taken)}")
+            made = []
+            for username in usernames:
+                account = Account(id=new_id(), username=username, display_name="", note="",
+                                  fields=[], locked=False, bot=False, discoverable=True,
+                                  created_at=now_ms(), last_status_at=None)
+                self.stores.accounts.insert(tx, account, None)
+                made.append(account)
+            return made
+
+        return await self.db.write(apply)
+
     async def authenticate(self, login: str, password: str) -> Account | None:
         """The account for a username or e-mail and password, or None."""
 

@@ -33,8 +33,10 @@ SUB_SCOPES = {
 # The deprecated "follow" scope covers these (Mastodon keeps honouring it).
 FOLLOW_SCOPE_COVERS = ("read:follows", "write:follows", "read:blocks", "write:blocks",
                        "read:mutes", "write:mutes")
+ADMIN_SCOPES = ("admin:read", "admin:write", "admin:read:accounts", "admin:write:accounts")
 ALL_SCOPES = frozenset(
-    [*TOP_SCOPES, *(f"{top}:{sub}" for top, subs in SUB_SCOPES.items() for sub in subs)]
+    [*TOP_SCOPES, *(f"{top}:{sub}" for top, subs in SUB_SCOPES.items() for sub in subs),
+     *ADMIN_SCOPES]
 )
 
 
@@ -58,11 +60,10 @@ def parse_scopes(value: str | None, default: str = "read") -> list[str]:
 
 
 def grants(granted: list[str], required: str) -> bool:
-    """Whether a token with ``granted`` scopes may do what needs ``required``."""
-    if required in granted:
-        return True
-    top = required.split(":")[0]
-    if top in granted and top != required:
+    """Whether a token with ``granted`` scopes may do what needs ``required``: the scope
+    itself, a broader one (``write`` covers ``write:statuses``, ``admin:write`` covers
+    ``admin:write:accounts``), or the legacy ``follow``."""
+    if any(required == g or required.startswith(g + ":") for g in granted):
         return True
     return "follow" in granted and required in FOLLOW_SCOPE_COVERS
 
@@ -157,6 +158,13 @@ class OAuthService:
         self.stores.oauth.insert_token(tx, token, _digest(access),
                                        _digest(refresh) if refresh else None)
         return IssuedToken(access, refresh, scopes, token.created_at)
+
+    async def tokens_for_many(self, account_ids: list[int],
+                              scopes: list[str]) -> list[IssuedToken]:
+        """Personal access tokens for many accounts at once (admin tools)."""
+        return await self.db.write(lambda tx: [
+            self._insert_token(tx, None, account_id, scopes, False) for account_id in account_ids
+        ])
 
     async def token_for(self, app_id: int | None, account_id: int | None, scopes: list[str],
                         refreshable: bool = True) -> IssuedToken:

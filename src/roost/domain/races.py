@@ -146,15 +146,19 @@ class RaceService:
         for entry in race.entries:
             if entry.account_id not in accounts:
                 continue
+            account = accounts[entry.account_id]
+            # The live count: once every account has crossed, the race stops walking events,
+            # but the standings keep showing where the accounts are now.
+            followers = account.followers_count
             velocity = self.stats.stats_in(tx, entry.account_id, now).velocity_per_hour
             projected = None
             if entry.reached_at is None and velocity > 0:
-                hours = (race.target - entry.followers) / velocity
+                hours = (race.target - followers) / velocity
                 projected = now + int(hours * 3_600_000)
             follower = (accounts.get(entry.milestone_follower_id)
                         if entry.milestone_follower_id is not None else None)
-            standings.append(Standing(accounts[entry.account_id], entry.followers, velocity,
-                                      projected, entry.reached_at, follower))
+            standings.append(Standing(account, followers, velocity, projected,
+                                      entry.reached_at, follower))
         standings.sort(key=lambda s: (-s.followers, s.reached_at or 0))
         return RaceView(race, standings)
 

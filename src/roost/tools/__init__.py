@@ -1,0 +1,1 @@
+"""Tools that drive a running Roost over its HTTP API (replays, demos)."""
