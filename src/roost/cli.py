@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,93 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     from roost.web.app import create_app
 
     settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
-    app = create_app(Roost(settings))
+    app = create_app(Roost(settings), run_background=settings.embedded_worker)
     click.echo(f"Roost {__version__} on {settings.base_url()} "
                f"(database: {settings.resolved_database_url()})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 proxy_headers=True, server_header=False)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def worker(ctx: click.Context, data_dir: Path | None) -> None:
+    """Run background work without a web server: fan-out, follower-history rollups, races,
+    timeline caps. Run as many as you like; they share the work through job leases."""
+    import signal
+
+    from roost.runtime import Roost
+    from roost.storage.pubsub import LocalPubSub
+    from roost.web.streaming.publisher import Publisher
+
+    settings = _settings(ctx, data_dir=data_dir)
+    roost = Roost(settings)
+    roost.start()
+    publisher = Publisher(roost, LocalPubSub())
+    roost.db.on_commit(publisher.on_commit)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        work = asyncio.gather(publisher.run(), roost.run_background())
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, work.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+
+    click.echo(f"Roost worker on {settings.resolved_database_url()}")
+    try:
+        asyncio.run(run())
+    finally:
+        roost.close()
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs: list and replay dead letters."""
+
+
+@jobs.command("dead")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def jobs_dead(ctx: click.Context, data_dir: Path | None) -> None:
+    """List jobs that failed too often and were set aside, with their last error."""
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        dead = roost.db.read_sync(roost.stores.jobs.dead)
+    finally:
+        roost.close()
+    for job, error in dead:
+        click.echo(f"{job.id}  {job.kind}  attempts={job.attempts}  {error or ''}")
+    click.echo(f"{len(dead)} dead job(s).")
+
+
+@jobs.command("replay")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead job.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def jobs_replay(ctx: click.Context, job_ids: tuple[str, ...], replay_all: bool,
+                data_dir: Path | None) -> None:
+    """Put dead jobs back in the queue (by id, or --all)."""
+    from roost.clock import now_ms
+
+    if not job_ids and not replay_all:
+        raise click.UsageError("name job ids or use --all")
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        wanted = ([job.id for job, _ in roost.db.read_sync(roost.stores.jobs.dead)]
+                  if replay_all else [int(j) for j in job_ids if j.isdigit()])
+        revived = sum(roost.db.write_sync(
+            lambda tx, job_id=job_id: roost.stores.jobs.revive(tx, job_id, now_ms()))
+            for job_id in wanted)
+    finally:
+        roost.close()
+    click.echo(f"{revived} job(s) back in the queue.")
+    if revived < len(wanted) or (job_ids and revived == 0):
+        sys.exit(1)
 
 
 @main.command()

@@ -71,7 +71,7 @@ class Roost:
             "unfanout": self.timelines.unfanout,
             "backfill": self.timelines.backfill,
             "forget_author": self.timelines.forget_author,
-        })
+        }, lease_ms=int(settings.job_lease_seconds * 1000))
         self.db.on_commit(self.jobs.wake)
 
     def migrate(self) -> None:

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         description="A pulled author returns to push fan-out when followers drop below this "
         "(hysteresis, so an account near the threshold does not flap).",
     )
+    embedded_worker: bool = Field(
+        True,
+        description="Run background work (fan-out, history rollups, races, timeline caps) "
+        "inside `roost serve`. Set false when separate `roost worker` processes do it.",
+    )
+    job_lease_seconds: float = Field(
+        60.0,
+        description="How long a worker holds a claimed job; if it dies, another worker runs "
+        "the job again after this (each step must finish well within it).",
+    )
     fanout_batch_size: int = Field(
         2_000, description="Followers written per fan-out step (one transaction each)."
     )

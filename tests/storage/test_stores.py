@@ -1054,6 +1054,51 @@ def test_jobs_enqueue_and_due(h: Harness, db: Database) -> None:
     assert h.read(h.s.jobs.pending_count) == 2
 
 
+def test_jobs_claim_leases(h: Harness, db_url: str) -> None:
+    first = h.write(h.s.jobs.enqueue, "fanout", {"n": 1}, NOW)
+    second = h.write(h.s.jobs.enqueue, "fanout", {"n": 2}, NOW)
+    h.write(h.s.jobs.enqueue, "fanout", {"n": 3}, NOW + 10_000)  # not due yet
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW, 1, 1000)] == [first]
+    # Leased: another claim before the lease ends skips it.
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW + 10, 10, 1000)] == [second]
+    assert h.write(h.s.jobs.claim, NOW + 20, 10, 1000) == []
+    # A worker that died: its lease runs out and the job is claimed again (at least once).
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW + 1010, 10, 1000)] == [first, second]
+    # Saving progress releases the lease so the next step can run at once.
+    h.write(h.s.jobs.save_progress, first, {"n": 1, "after": 5})
+    assert [j.payload for j in h.write(h.s.jobs.claim, NOW + 1011, 10, 1000)] == [
+        {"n": 1, "after": 5}]
+
+
+def test_jobs_claim_is_exclusive_between_processes(h: Harness, db_url: str) -> None:
+    """Two writers claiming at once never get the same job (PostgreSQL: SKIP LOCKED)."""
+    from roost.storage.database import Database as Other
+
+    for n in range(40):
+        h.write(h.s.jobs.enqueue, "fanout", {"n": n}, NOW)
+    other = Other(db_url)
+    try:
+        results: list[list[int]] = [[], []]
+
+        def claim_all(db: Database, into: list[int]) -> None:
+            while True:
+                got = db.write_sync(lambda tx: h.s.jobs.claim(tx, NOW, 3, 60_000))
+                if not got:
+                    return
+                into.extend(j.id for j in got)
+
+        threads = [threading.Thread(target=claim_all, args=(d, r))
+                   for d, r in ((h.db, results[0]), (other, results[1]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        other.close()
+    assert not set(results[0]) & set(results[1])
+    assert len(results[0]) + len(results[1]) == 40
+
+
 def test_jobs_retry_dead_and_revive(h: Harness) -> None:
     job = h.write(h.s.jobs.enqueue, "fanout", {"x": 1}, NOW)
     other = h.write(h.s.jobs.enqueue, "fanout", {"x": 2}, NOW)

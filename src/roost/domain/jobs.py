@@ -32,10 +32,12 @@ def backoff_ms(attempts: int) -> int:
 
 
 class JobRunner:
-    def __init__(self, db: Database, stores: Stores, handlers: dict[str, Handler]) -> None:
+    def __init__(self, db: Database, stores: Stores, handlers: dict[str, Handler], *,
+                 lease_ms: int = 60_000) -> None:
         self.db = db
         self.stores = stores
         self.handlers = handlers
+        self.lease_ms = lease_ms
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -57,8 +59,9 @@ class JobRunner:
         log.warning("job %s (%s) failed, attempt %d: %s", job.id, job.kind, attempts, text)
 
     async def run_due(self) -> int:
-        """Run one step of every due job (up to BATCH); returns how many ran."""
-        due = await self.db.read(lambda tx: self.stores.jobs.due(tx, now_ms(), BATCH))
+        """Claim due jobs (up to BATCH) and run one step of each; returns how many ran."""
+        due = await self.db.write(
+            lambda tx: self.stores.jobs.claim(tx, now_ms(), BATCH, self.lease_ms))
 
         async def run(job: Job) -> None:
             try:

@@ -349,5 +349,8 @@ jobs = Table(
     Column("run_after", BigInteger, nullable=False),
     Column("last_error", Text, nullable=True),
     Column("dead", Boolean, nullable=False, default=False),
+    # A worker that claims a job leases it until then; if the worker dies, the lease runs
+    # out and another worker takes the job again (at least once).
+    Column("locked_until", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_jobs_due", "dead", "run_after"),
 )

@@ -26,7 +26,7 @@ class SqlJobStore:
         job_id = new_id()
         tx.execute(_INSERT, {"id": job_id, "kind": kind, "payload": orjson.dumps(payload).decode(),
                              "attempts": 0, "run_after": run_after, "last_error": None,
-                             "dead": False})
+                             "dead": False, "locked_until": 0})
         emit(tx, JOBS_ENQUEUED)
         return job_id
 
@@ -36,16 +36,30 @@ class SqlJobStore:
         )
         return [_job(r) for r in rows]
 
+    def claim(self, tx: Tx, now: int, limit: int, lease_ms: int) -> list[Job]:
+        """Take up to ``limit`` due jobs that no live lease holds, leasing them until
+        ``now + lease_ms``. On PostgreSQL, rows another worker is claiming are skipped."""
+        stmt = (select(jobs).where(c.dead.is_(False), c.run_after <= now, c.locked_until <= now)
+                .order_by(c.id).limit(limit))
+        if tx.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        claimed = [_job(r) for r in tx.execute(stmt)]
+        if claimed:
+            tx.execute(update(jobs).where(c.id.in_([j.id for j in claimed]))
+                       .values(locked_until=now + lease_ms))
+        return claimed
+
     def finish(self, tx: Tx, job_id: int) -> None:
         tx.execute(delete(jobs).where(c.id == job_id))
 
     def save_progress(self, tx: Tx, job_id: int, payload: dict[str, object]) -> None:
         encoded = orjson.dumps(payload).decode()
-        tx.execute(update(jobs).where(c.id == job_id).values(payload=encoded))
+        tx.execute(update(jobs).where(c.id == job_id).values(payload=encoded, locked_until=0))
 
     def retry(self, tx: Tx, job_id: int, error: str, run_after: int, dead: bool) -> None:
         tx.execute(update(jobs).where(c.id == job_id).values(
-            attempts=c.attempts + 1, last_error=error[:2000], run_after=run_after, dead=dead
+            attempts=c.attempts + 1, last_error=error[:2000], run_after=run_after, dead=dead,
+            locked_until=0,
         ))
 
     def dead(self, tx: Tx) -> list[tuple[Job, str | None]]:
@@ -54,7 +68,7 @@ class SqlJobStore:
 
     def revive(self, tx: Tx, job_id: int, now: int) -> bool:
         result = tx.execute(update(jobs).where(c.id == job_id, c.dead.is_(True)).values(
-            dead=False, attempts=0, run_after=now
+            dead=False, attempts=0, run_after=now, locked_until=0
         ))
         return result.rowcount == 1
 
