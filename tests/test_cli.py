@@ -87,3 +87,17 @@ def test_serve_uses_data_dir_from_environment(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_seed_then_check(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    seeded = runner.invoke(main, [*data, "seed", "--accounts", "500", "--celebrity",
+                                  "star=300", "--posts", "1", "--days", "1"])
+    assert seeded.exit_code == 0, seeded.output
+    assert "Seeded 501 accounts" in seeded.output
+    assert runner.invoke(main, [*data, "check"]).exit_code == 0
+    again = runner.invoke(main, [*data, "seed", "--accounts", "10", "--celebrity", "star=5"])
+    assert again.exit_code != 0 and "already taken" in again.output
+    bad = runner.invoke(main, [*data, "seed", "--celebrity", "nonsense"])
+    assert bad.exit_code != 0

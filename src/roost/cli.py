@@ -286,3 +286,44 @@ def race_replay(url: str, token: str, speed: float, scale: float, suffix: str,
     click.echo(f"Winner, lead changes and crossing order {verdict} the 2009 record.")
     if check and not outcome.matches:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--accounts", "count", type=int, default=1_000_000, show_default=True,
+              help="Ordinary accounts, with power-law follower counts.")
+@click.option("--celebrity", "celebrities", multiple=True, metavar="NAME=FOLLOWERS",
+              help="A celebrity account and its follower count (repeatable; default "
+              "aplusk=1000000 and cnnbrk=1000000).")
+@click.option("--posts", type=int, default=3, show_default=True, help="Posts per account.")
+@click.option("--days", type=int, default=7, show_default=True,
+              help="The follows arrive over this many past days.")
+@click.option("--prefix", default="user", show_default=True, help="Ordinary usernames' prefix.")
+@click.option("--seed", "random_seed", type=int, default=2009, show_default=True,
+              help="Random seed (the same seed builds the same community).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def seed(ctx: click.Context, count: int, celebrities: tuple[str, ...], posts: int, days: int,
+         prefix: str, random_seed: int, data_dir: Path | None) -> None:
+    """Build a synthetic community fast (bulk load), with exact counters and history."""
+    from roost.tools.seed import Seeder, SeedError, SeedPlan
+
+    named: dict[str, int] = {}
+    for item in celebrities:
+        name, _, followers = item.partition("=")
+        if not name or not followers.isdigit():
+            raise click.BadParameter(f"{item!r} is not NAME=FOLLOWERS", param_hint="--celebrity")
+        named[name] = int(followers)
+    plan = SeedPlan(accounts=count, posts_per_account=posts, days=days, prefix=prefix,
+                    seed=random_seed)
+    if celebrities:
+        plan.celebrities = named
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        report = Seeder(roost, plan, progress=click.echo).run()
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        roost.close()
+    click.echo(f"Seeded {report.accounts:,} accounts, {report.follows:,} follows and "
+               f"{report.posts:,} posts in {report.seconds:.1f}s.")
