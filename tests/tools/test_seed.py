@@ -14,7 +14,7 @@ import pytest
 from roost.clock import now_ms
 from roost.runtime import Roost
 from roost.settings import Settings
-from roost.tools.seed import SeedError, Seeder, SeedPlan
+from roost.tools.seed import Seeder, SeedError, SeedPlan
 
 PG = os.environ.get("ROOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
