@@ -20,7 +20,7 @@ from roost.domain.timelines import TimelineService
 from roost.settings import Settings
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
-from roost.storage.stores import sql_stores
+from roost.storage.stores import close_stores, stores_for
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Roost:
         self.db = Database(settings.resolved_database_url(),
                            sqlite_synchronous=settings.sqlite_synchronous,
                            write_batch_max=settings.write_batch_max)
-        self.stores = sql_stores()
+        self.stores = stores_for(settings)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)
         self.milestones = MilestoneRule(parse_milestones(settings.milestones),
@@ -58,11 +58,14 @@ class Roost:
         self.stats = StatsService(self.db, self.stores,
                                   max_points=settings.history_max_points)
         self.races = RaceService(self.db, self.stores, self.stats)
+        inactive_ms = int(settings.inactive_days * 86_400_000)
         self.accounts = AccountService(self.db, self.stores,
-                                       on_unlock=self.follows.accept_all_requests)
+                                       on_unlock=self.follows.accept_all_requests,
+                                       inactive_ms=inactive_ms)
         self.timelines = TimelineService(self.db, self.stores, self.posts,
                                          home_size=settings.home_timeline_size,
-                                         fanout_batch=settings.fanout_batch_size)
+                                         fanout_batch=settings.fanout_batch_size,
+                                         inactive_ms=inactive_ms)
         self.notifications = NotificationService(self.db, self.stores, self.posts.views)
         self.oauth = OAuthService(self.db, self.stores)
         self.markers = MarkerService(self.db, self.stores)
@@ -71,6 +74,7 @@ class Roost:
             "unfanout": self.timelines.unfanout,
             "backfill": self.timelines.backfill,
             "forget_author": self.timelines.forget_author,
+            "rebuild_home": self.timelines.rebuild_home,
         }, lease_ms=int(settings.job_lease_seconds * 1000))
         self.db.on_commit(self.jobs.wake)
 
@@ -86,6 +90,7 @@ class Roost:
 
     def close(self) -> None:
         self.db.close()
+        close_stores(self.stores)
 
     async def run_background(self) -> None:
         """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""

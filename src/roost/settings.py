@@ -22,6 +22,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database; default: SQLite file <data_dir>/roost.db. "
         "postgresql://... selects PostgreSQL.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0); when set, home timelines and the pub/sub "
+        "behind streaming (shared by every web process) live in Redis; unset: in the database "
+        "and in-process.",
+    )
+    redis_prefix: str = Field(
+        "roost:", description="Prefix of every Redis key and pub/sub channel Roost uses."
+    )
     host: str = Field("127.0.0.1", description="Address `roost serve` listens on.")
     port: int = Field(8000, description="Port `roost serve` listens on.")
     domain: str = Field(
@@ -67,6 +76,11 @@ class Settings(BaseSettings):
         description="How long a worker holds a claimed job; if it dies, another worker runs "
         "the job again after this (each step must finish well within it).",
     )
+    inactive_days: float = Field(
+        30.0,
+        description="Followers not seen for this many days are skipped by fan-out; their home "
+        "timeline is rebuilt when they return (answered with 206 while it runs).",
+    )
     fanout_batch_size: int = Field(
         2_000, description="Followers written per fan-out step (one transaction each)."
     )
@@ -92,6 +106,15 @@ class Settings(BaseSettings):
         1500, description="Most points one follower-history request may return."
     )
     log_level: str = Field("info", description="Log level for the server.")
+    secret_key: str | None = Field(
+        None,
+        description="Key that signs the web interface's session cookies; default: a random key "
+        "made once and kept in <data_dir>/secret_key. Set the same value on every web process.",
+    )
+    session_days: int = Field(
+        14, description="Days a web session lasts without being used before it must sign in "
+        "again."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

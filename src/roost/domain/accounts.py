@@ -24,6 +24,7 @@ MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 255
 MAX_DISPLAY_NAME = 30
 MAX_NOTE = 500
+TOUCH_EVERY_MS = 3_600_000
 
 _hasher = PasswordHasher()
 
@@ -50,11 +51,34 @@ class ProfileChanges:
 
 class AccountService:
     def __init__(self, db: Database, stores: Stores,
-                 on_unlock: Callable[[Tx, int], None] | None = None) -> None:
+                 on_unlock: Callable[[Tx, int], None] | None = None,
+                 inactive_ms: int = 30 * 86_400_000) -> None:
         self.db = db
         self.stores = stores
         self.on_unlock = on_unlock
         """Called in the same transaction when a locked account unlocks (accepts requests)."""
+        self.inactive_ms = inactive_ms
+
+    async def touch(self, account: Account) -> None:
+        """Note that ``account`` is active (at most one write an hour). An account back after
+        being inactive gets its home timeline rebuilt, since fan-out skipped it meanwhile;
+        ``account.home_rebuilding`` tells the caller."""
+        now = now_ms()
+        if now - account.last_active_at < TOUCH_EVERY_MS:
+            return
+        returning = account.last_active_at < now - self.inactive_ms
+
+        def apply(tx: Tx) -> None:
+            changes: dict[str, object] = {"last_active_at": now}
+            if returning:
+                changes["home_rebuilding"] = True
+                self.stores.jobs.enqueue(tx, "rebuild_home",
+                                         {"account_id": account.id, "after": 0}, run_after=0)
+            self.stores.accounts.update(tx, account.id, changes)
+
+        await self.db.write(apply)
+        account.last_active_at = now
+        account.home_rebuilding = account.home_rebuilding or returning
 
     async def register(self, username: str, email: str, password: str, *, agreement: bool,
                        locale: str = "en", is_admin: bool = False) -> Account:
@@ -78,7 +102,7 @@ class AccountService:
         account = Account(
             id=new_id(), username=username, display_name="", note="", fields=[], locked=False,
             bot=False, discoverable=True, created_at=now_ms(), last_status_at=None, email=email,
-            locale=locale or "en", is_admin=is_admin,
+            locale=locale or "en", is_admin=is_admin, last_active_at=now_ms(),
         )
 
         def insert(tx: Tx) -> Account:
@@ -114,7 +138,8 @@ class AccountService:
                     continue
                 account = Account(id=new_id(), username=username, display_name="", note="",
                                   fields=[], locked=False, bot=False, discoverable=True,
-                                  created_at=now_ms(), last_status_at=None)
+                                  created_at=now_ms(), last_status_at=None,
+                                  last_active_at=now_ms())
                 self.stores.accounts.insert(tx, account, None)
                 made.append(account)
             return made
@@ -134,7 +159,8 @@ class AccountService:
             for username in usernames:
                 account = Account(id=new_id(), username=username, display_name="", note="",
                                   fields=[], locked=False, bot=False, discoverable=True,
-                                  created_at=now_ms(), last_status_at=None)
+                                  created_at=now_ms(), last_status_at=None,
+                                  last_active_at=now_ms())
                 self.stores.accounts.insert(tx, account, None)
                 made.append(account)
             return made

@@ -38,6 +38,8 @@ class Account:
     locale: str = "en"
     is_admin: bool = False
     pulled: bool = False
+    last_active_at: int = 0
+    home_rebuilding: bool = False
 
 
 @dataclass

@@ -7,6 +7,7 @@ home timelines when they read. Both sources are paged by status id and merged.
 
 from __future__ import annotations
 
+from roost.clock import now_ms
 from roost.domain.errors import NotFound
 from roost.domain.events import DeliveredHome, RemovedHome
 from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
@@ -15,16 +16,18 @@ from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 BACKFILL_POSTS = 40
+REBUILD_BATCH = 200
 
 
 class TimelineService:
     def __init__(self, db: Database, stores: Stores, posts: PostService, *,
-                 home_size: int, fanout_batch: int) -> None:
+                 home_size: int, fanout_batch: int, inactive_ms: int) -> None:
         self.db = db
         self.stores = stores
         self.posts = posts
         self.home_size = home_size
         self.fanout_batch = fanout_batch
+        self.inactive_ms = inactive_ms
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class TimelineService:
         after = int(payload["after"])  # type: ignore[call-overload]
         targets = self.stores.follows.fanout_targets(
             tx, status.account_id, after, self.fanout_batch, status.in_reply_to_account_id,
-            status.reblog_of_id is not None,
+            status.reblog_of_id is not None, active_since=now_ms() - self.inactive_ms,
         )
         if status.reblog_of_id is not None:
             original = self.stores.statuses.by_ids(tx, [status.reblog_of_id]).get(
@@ -135,6 +138,25 @@ class TimelineService:
         entries = self.stores.statuses.recent_pushed(tx, author_id, BACKFILL_POSTS)
         self.stores.home.add_many(tx, account_id, entries)
         self.stores.home.trim(tx, account_id, self.home_size)
+        return None
+
+    def rebuild_home(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """A returning inactive account: refill its home timeline from what the accounts it
+        follows posted recently, a batch of followed accounts per step."""
+        account_id = int(payload["account_id"])  # type: ignore[call-overload]
+        after = int(payload["after"])  # type: ignore[call-overload]
+        authors = [a for a in self.stores.follows.followed_ids(tx, account_id) if a > after]
+        batch = authors[:REBUILD_BATCH]
+        if after == 0:
+            batch = [account_id, *batch]
+        for author_id in batch:
+            self.stores.home.add_many(tx, account_id,
+                                      self.stores.statuses.recent_pushed(tx, author_id,
+                                                                         BACKFILL_POSTS))
+        if len(authors) > REBUILD_BATCH:
+            return {**payload, "after": batch[-1]}
+        self.stores.home.trim(tx, account_id, self.home_size)
+        self.stores.accounts.update(tx, account_id, {"home_rebuilding": False})
         return None
 
     def forget_author(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:

@@ -45,6 +45,10 @@ accounts = Table(
     Column("has_unpushed", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_status_at", BigInteger, nullable=True),
+    # Fan-out skips followers not seen for ROOST_INACTIVE_DAYS; their home timeline is
+    # rebuilt when they come back (home_rebuilding while that runs).
+    Column("last_active_at", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("home_rebuilding", Boolean, nullable=False, default=False, server_default="0"),
 )
 
 # Counters are spread over shard rows and summed on read, so a follow storm into one account

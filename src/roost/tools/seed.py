@@ -111,10 +111,10 @@ class Seeder:
         report.accounts = self.loader.insert(accounts, [
             "id", "username", "username_lower", "display_name", "note", "fields", "locked",
             "bot", "discoverable", "email", "password_hash", "is_admin", "locale", "pulled",
-            "has_unpushed", "created_at", "last_status_at"], (
+            "has_unpushed", "created_at", "last_status_at", "last_active_at"], (
             (ids[i], name, name.lower(), "", "", "[]", False, False, True, None, None, False,
              "en", i in pulled, i in pulled, ids[i] >> 16,
-             end if plan.posts_per_account else None)
+             end if plan.posts_per_account else None, end)
             for i, name in enumerate(names)))
         report.stages["accounts"] = time.monotonic() - stage
         self.progress(f"accounts: {report.accounts:,} ({report.stages['accounts']:.1f}s)")

@@ -33,6 +33,8 @@ async def authenticated(request: Request) -> Authenticated | None:
     auth = await roost_of(request).oauth.authenticate(token) if token else None
     if token and auth is None:
         raise Unauthorized(INVALID_TOKEN)
+    if auth is not None and auth.account is not None:
+        await roost_of(request).accounts.touch(auth.account)
     request.state.auth = auth
     return auth
 

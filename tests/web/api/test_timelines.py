@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from roost.domain.models import Page
 from roost.runtime import Roost
 from tests.conftest import Api, wait_for_jobs
 
@@ -151,3 +152,27 @@ def test_home_timelines_are_capped(make_api: Any) -> None:
     asyncio.run(roost.maintain())
     home = bob.get("/api/v1/timelines/home", params={"limit": 40}).json()
     assert _ids(home) == posts[::-1][:5]
+
+
+def test_inactive_followers_are_skipped_and_rebuilt_on_return(make_api: Any) -> None:
+    api = make_api()
+    roost: Roost = api.roost
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    bob.follow(alice)
+    carol.follow(alice)
+    wait_for_jobs(roost)
+    # Bob has not been seen for longer than ROOST_INACTIVE_DAYS.
+    roost.db.write_sync(lambda tx: roost.stores.accounts.update(
+        tx, int(bob.id), {"last_active_at": 1}))
+    post = alice.post_status("while bob was away")
+    wait_for_jobs(roost)
+    rows = roost.db.read_sync(lambda tx: roost.stores.home.page(
+        tx, int(bob.id), Page()))
+    assert post["id"] not in {str(e.status_id) for e in rows}  # skipped by fan-out
+    assert _ids(carol.get("/api/v1/timelines/home").json()) == [post["id"]]
+    back = bob.get("/api/v1/timelines/home")
+    assert back.status_code == 206  # being rebuilt, as Mastodon answers
+    wait_for_jobs(roost)
+    again = bob.get("/api/v1/timelines/home")
+    assert again.status_code == 200
+    assert _ids(again.json()) == [post["id"]]

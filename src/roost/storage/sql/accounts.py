@@ -34,6 +34,8 @@ def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
         locale=row.locale,
         is_admin=row.is_admin,
         pulled=row.pulled,
+        last_active_at=row.last_active_at,
+        home_rebuilding=row.home_rebuilding,
     )
 
 
@@ -90,6 +92,8 @@ class SqlAccountStore:
             has_unpushed=False,
             created_at=account.created_at,
             last_status_at=None,
+            last_active_at=account.last_active_at,
+            home_rebuilding=False,
         ))
 
     def _load(self, tx: Tx, rows: Sequence[Any]) -> list[Account]:

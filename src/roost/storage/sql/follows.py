@@ -105,18 +105,22 @@ class SqlFollowStore:
         return list(tx.execute(_FOLLOWED_WITH_UNPUSHED, {"follower_id": follower_id}).scalars())
 
     def fanout_targets(self, tx: Tx, author_id: int, after: int, limit: int,
-                       reply_to_account_id: int | None,
-                       is_reblog: bool) -> list[tuple[int, int]]:
+                       reply_to_account_id: int | None, is_reblog: bool,
+                       active_since: int = 0) -> list[tuple[int, int]]:
         """(follow id, follower id) of followers of ``author_id`` whose home timeline gets the
         post, in follow-id order from ``after``, so a fan-out can resume where it stopped.
 
         Like Mastodon, a reply to someone reaches only followers who also follow that someone
-        (or are them), and a reblog skips followers who hid the author's reblogs.
+        (or are them), and a reblog skips followers who hid the author's reblogs. Followers not
+        active since ``active_since`` are skipped (their timeline is rebuilt when they return).
         """
         f = follows.alias("f")
         stmt = select(f.c.id, f.c.account_id).where(
             f.c.target_account_id == author_id, f.c.id > after
         )
+        if active_since:
+            stmt = stmt.join(accounts, accounts.c.id == f.c.account_id).where(
+                accounts.c.last_active_at >= active_since)
         if is_reblog:
             stmt = stmt.where(f.c.show_reblogs.is_(True))
         if reply_to_account_id is not None and reply_to_account_id != author_id:

@@ -25,7 +25,10 @@ async def home(request: Request) -> Response:
     viewer = await require_user(request, "read:statuses")
     params = await read_params(request)
     views = await roost_of(request).timelines.home(viewer.id, page_from(params, STATUSES))
-    return _page(request, views)
+    response = _page(request, views)
+    if viewer.home_rebuilding:
+        response.status_code = 206  # as Mastodon: the timeline is being regenerated
+    return response
 
 
 async def public(request: Request) -> Response:
