@@ -64,8 +64,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     app = create_app(Roost(settings), run_background=settings.embedded_worker)
     click.echo(f"Roost {__version__} on {settings.base_url()} "
                f"(database: {settings.resolved_database_url()})")
+    # Keep idle connections open longer than uvicorn's 5 s default, as reverse proxies and
+    # busy clients expect: a client reusing a connection the server just closed sees a reset.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True, server_header=False)
+                proxy_headers=True, server_header=False, timeout_keep_alive=75)
 
 
 @main.command()
