@@ -264,3 +264,36 @@ def test_postgresql_writer_reconnects_after_losing_its_connection(postgresql_url
         assert kept in _ids(database) and lost not in _ids(database)
     finally:
         database.close()
+
+
+def test_cancelled_callers_do_not_stop_the_writer(db: Database) -> None:
+    """A caller that gives up (cancelled while its write is queued or running) neither kills
+    the writer thread nor loses its write."""
+    import asyncio
+    import threading as _threading
+
+    from roost.storage.schema import roost_state
+
+    gate = _threading.Event()
+
+    def slow(tx: Tx) -> None:
+        gate.wait(5)
+
+    async def scenario() -> None:
+        blocker = asyncio.create_task(db.write(slow))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(db.write(
+            lambda tx: tx.execute(roost_state.insert().values(key="cancelled", value=1))))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        gate.set()
+        await blocker
+        done = await db.write(lambda tx: 42)
+        assert done == 42
+
+    asyncio.run(scenario())
+    rows = db.read_sync(lambda tx: tx.execute(
+        roost_state.select().where(roost_state.c.key == "cancelled")).all())
+    assert len(rows) == 1  # the cancelled caller's write still happened, whole
+    db.write_sync(lambda tx: tx.execute(roost_state.delete().where(
+        roost_state.c.key == "cancelled")))

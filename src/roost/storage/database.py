@@ -74,10 +74,9 @@ class Database:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._after_commit: list[Callable[[list[object]], None]] = []
-        # A SQLite read is Python and SQLite work on this machine's cores: beyond a few threads
-        # they only contend for the GIL, and slow the writer down with them (BENCHMARKS.md:
-        # follow storm +30%, home timeline p99 halved). PostgreSQL reads wait on the network,
-        # so they keep anyio's default pool.
+        # A SQLite read is CPU work under the GIL: anyio's 40 threads only fight over it, in
+        # no fair order (BENCHMARKS.md: home timeline p99 halved with a few threads, same
+        # throughput). PostgreSQL reads wait on the network, so they keep anyio's default pool.
         self._read_limiter: anyio.CapacityLimiter | None = (
             anyio.CapacityLimiter(max(4, 2 * (os.cpu_count() or 1))) if self.is_sqlite else None
         )
@@ -156,7 +155,9 @@ class Database:
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         future = self.submit(fn)
-        return await asyncio.wrap_future(future)
+        # Shielded: a request whose client goes away still gets its write, whole, rather than
+        # a write silently dropped or cut in the middle.
+        return await asyncio.shield(asyncio.wrap_future(future))
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         return self.submit(fn).result()
@@ -192,6 +193,11 @@ class Database:
             conn.close()
 
     def _commit_batch(self, conn: Connection, batch: list[_WriteOp]) -> Connection:
+        # A caller may have given up on an operation still in the queue (its future was
+        # cancelled): skip it; the others can no longer be cancelled once marked running.
+        batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
+        if not batch:
+            return conn
         outcomes: list[tuple[bool, Any]] = []
         events: list[object] = []
         conn.info[_EVENTS] = events
