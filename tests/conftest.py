@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from roost.runtime import Roost
 from roost.settings import Settings
 from roost.web.app import create_app
+from tests.redis_support import redis_prefix, redis_url  # noqa: F401 (fixtures)
 
 SCHEMA = Path(__file__).parent / "schemas" / "mastodon-openapi.json"
 

@@ -12,6 +12,9 @@
   on the C collation's code point order by accident.
 
 Every table is emptied before each test, so tests are independent.
+
+The home timeline store also has a Redis implementation: a test marked ``@HOME_STORES`` runs
+with ``h.s.home`` being each of them (Redis: see ``tests/redis_support.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
-from roost.storage.stores import Stores, sql_stores
+from roost.storage.stores import Stores, close_stores, sql_stores
 
 T = TypeVar("T")
 ENGINES = ["sqlite", "postgresql"]
@@ -153,6 +156,19 @@ class Harness:
         return self.db.read_sync(run)
 
 
+HOME_STORES = pytest.mark.parametrize("h", ["sql-home", "redis-home"], indirect=True)
+
+
 @pytest.fixture
-def h(db: Database) -> Harness:
-    return Harness(db)
+def h(request: pytest.FixtureRequest, db: Database) -> Iterator[Harness]:
+    """The stores of ``sql_stores()``; parametrised with "redis-home" (``HOME_STORES``), the
+    home timelines are in Redis."""
+    harness = Harness(db)
+    if getattr(request, "param", "sql-home") == "redis-home":
+        from roost.storage.redis.timelines import RedisHomeTimelineStore
+
+        harness.s.home = RedisHomeTimelineStore.from_url(
+            request.getfixturevalue("redis_url"), cap=800,
+            prefix=request.getfixturevalue("redis_prefix"))
+    yield harness
+    close_stores(harness.s)

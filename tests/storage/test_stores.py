@@ -1,4 +1,5 @@
-"""Every store of ``roost.storage.stores.sql_stores()``, run on SQLite and on PostgreSQL.
+"""Every store of ``roost.storage.stores.sql_stores()``, run on SQLite and on PostgreSQL; the
+home timeline tests also run on the Redis home timeline store (``HOME_STORES``).
 
 Each test runs its store calls through the database runner (writes through the group-commit
 writer, reads on the reader pool), so what is checked is what the domain layer gets.
@@ -40,7 +41,7 @@ from roost.storage.database import Database, Tx
 from roost.storage.schema import follow_events, jobs
 from roost.storage.sql.jobs import JOBS_ENQUEUED
 from roost.storage.stores import Stores
-from tests.storage.conftest import Harness
+from tests.storage.conftest import HOME_STORES, Harness
 
 NOW = 1_700_000_000_000
 BIG = 2**63 - 1  # the largest BIGINT: ids must round-trip exactly on both engines
@@ -967,9 +968,10 @@ def test_oauth_tokens(h: Harness) -> None:
     assert h.read(h.s.oauth.token_by_hash, "t-app") == app_token
 
 
-# -- home timeline ---------------------------------------------------------------------------
+# -- home timeline (the SQL store and the Redis one) ----------------------------------------
 
 
+@HOME_STORES
 def test_home_timeline_add_and_page(h: Harness) -> None:
     a, b, author = ids(3)
     entries = [TimelineEntry(new_id(), author) for _ in range(5)]
@@ -995,6 +997,7 @@ def test_home_timeline_add_and_page(h: Harness) -> None:
         entries[2], entries[1]]
 
 
+@HOME_STORES
 def test_home_timeline_removal(h: Harness) -> None:
     a, b, x, y = ids(4)
     ex = [TimelineEntry(new_id(), x) for _ in range(3)]
@@ -1009,6 +1012,7 @@ def test_home_timeline_removal(h: Harness) -> None:
     assert h.read(h.s.home.page, b, Page()) == [ey[1], *ex[::-1]]
 
 
+@HOME_STORES
 def test_home_timeline_trim_and_cap(h: Harness) -> None:
     a, b, c, author = ids(4)
     entries = [TimelineEntry(new_id(), author) for _ in range(6)]
@@ -1027,6 +1031,36 @@ def test_home_timeline_trim_and_cap(h: Harness) -> None:
         assert h.read(h.s.home.page, account, Page()) == entries[:2:-1]
     assert len(h.read(h.s.home.page, c, Page())) == 2
     assert h.write(h.s.home.enforce_cap, 3) == 0
+
+
+@HOME_STORES
+def test_home_timeline_orders_ids_beyond_double_precision(h: Harness) -> None:
+    """Ids are 64-bit; a double (a Redis score) is exact only up to 2**53, where these would
+    tie or swap."""
+    a, author, other = ids(3)
+    near = [2**53, 2**53 + 1, 2**53 + 2, 2**62 + 1, BIG - 2, BIG - 1, BIG]
+    entries = [TimelineEntry(i, author if i % 2 else other, None if i % 3 else 2**53 + 1)
+               for i in near]
+    h.write(h.s.home.add_many, a, entries[::2])
+    for e in entries[1::2]:
+        h.write(h.s.home.add, [a], e)
+
+    def page(**window: int) -> list[int]:
+        return [e.status_id for e in h.read(h.s.home.page, a, Page(**window))]
+
+    assert h.read(h.s.home.page, a, Page()) == entries[::-1]
+    assert page(max_id=BIG) == near[-2::-1]
+    assert page(max_id=2**53 + 2) == [2**53 + 1, 2**53]
+    assert page(since_id=BIG - 1) == [BIG]
+    assert page(since_id=2**53, limit=2) == [BIG, BIG - 1]
+    assert page(min_id=2**53, limit=2) == [2**53 + 2, 2**53 + 1]
+    assert page(min_id=BIG - 2) == [BIG, BIG - 1]
+    assert page(min_id=BIG) == [] and page(since_id=BIG) == []
+    h.write(h.s.home.remove, [a], 2**53 + 1)
+    h.write(h.s.home.remove, [a], BIG)
+    assert page() == [BIG - 1, BIG - 2, 2**62 + 1, 2**53 + 2, 2**53]
+    h.write(h.s.home.trim, a, 2)
+    assert page() == [BIG - 1, BIG - 2]
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roost.domain.models import Visibility
+
 
 @dataclass(frozen=True)
 class StatusPosted:
@@ -39,12 +41,27 @@ class StatusDeleted:
     status_id: int
     author_id: int
     account_ids: tuple[int, ...]  # home timelines it is known to leave now
+    # What decided where the status was broadcast, so that its delete follows it there.
+    visibility: Visibility = Visibility.PUBLIC
+    reblog: bool = False
+    pushed: bool = True
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class NotificationCreated:
     account_id: int
     notification_id: int
+
+
+@dataclass(frozen=True)
+class PulledFollowChanged:
+    """Live home streams must re-check which pulled authors they listen to: the follower's,
+    after a follow or unfollow of a pulled author; with ``follower_id`` None, every follower's,
+    as the author has just become pulled."""
+
+    author_id: int
+    follower_id: int | None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from roost.clock import now_ms
 from roost.domain.errors import Forbidden, NotFound
-from roost.domain.events import FollowersChanged
+from roost.domain.events import FollowersChanged, PulledFollowChanged
 from roost.domain.models import Account, Page, Relationship
 from roost.domain.notifications import notify, withdraw
 from roost.domain.stats import MilestoneRule
@@ -75,7 +75,7 @@ class FollowService:
             notify(stores, tx, target_id, "follow", follower_id)
         stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
                             run_after=0)
-        followers = self._update_fanout_mode(tx, target_id)
+        followers = self._update_fanout_mode(tx, target_id, follower_id)
         emit(tx, FollowersChanged(target_id, followers, at))
         self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
 
@@ -94,22 +94,25 @@ class FollowService:
                 stores.jobs.enqueue(tx, "forget_author",
                                     {"account_id": follower_id, "author_id": target_id},
                                     run_after=0)
-                followers = self._update_fanout_mode(tx, target_id)
+                followers = self._update_fanout_mode(tx, target_id, follower_id)
                 emit(tx, FollowersChanged(target_id, followers, at))
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
 
-    def _update_fanout_mode(self, tx: Tx, account_id: int) -> int:
-        """Switch an author between push and pull fan-out, with hysteresis; returns the
-        author's follower count."""
+    def _update_fanout_mode(self, tx: Tx, account_id: int, follower_id: int) -> int:
+        """Switch an author between push and pull fan-out, with hysteresis, after
+        ``follower_id`` followed or unfollowed; returns the author's follower count."""
         account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
         if not account.pulled and account.followers_count >= self.pull_above:
             # has_unpushed at once, so readers and live streams start merging this author
             # before its first unpushed post.
             self.stores.accounts.update(tx, account_id, {"pulled": True, "has_unpushed": True})
+            emit(tx, PulledFollowChanged(account_id, None))
         elif account.pulled and account.followers_count < self.push_below:
             self.stores.accounts.update(tx, account_id, {"pulled": False})
+        if account.pulled:
+            emit(tx, PulledFollowChanged(account_id, follower_id))
         return account.followers_count
 
     async def authorize_request(self, account_id: int, requester_id: int) -> Relationship:

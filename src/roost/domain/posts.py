@@ -293,6 +293,7 @@ class PostService:
         stores = self.stores
         stores.favourites.delete_for_status(tx, status.id)
         stores.bookmarks.delete_for_status(tx, status.id)
+        tags = stores.tags.of_statuses(tx, [status.id]).get(status.id, [])
         stores.tags.unlink(tx, status.id)
         stores.notifications.delete_for_status(tx, status.id)
         mentioned = stores.statuses.mentions_of(tx, [status.id]).get(status.id, [])
@@ -308,7 +309,9 @@ class PostService:
         stores.counters.add(tx, status.account_id, shard_of(status.id, self.shards), statuses=-1)
         stores.home.remove(tx, [status.account_id, *mentioned], status.id)
         emit(tx, StatusDeleted(status.id, status.account_id,
-                               (status.account_id, *mentioned)))
+                               (status.account_id, *mentioned), status.visibility,
+                               status.reblog_of_id is not None, status.pushed,
+                               tuple(t.name for t in tags)))
         if status.pushed:
             stores.jobs.enqueue(tx, "unfanout", {
                 "status_id": status.id, "author_id": status.account_id, "after": 0,

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Protocol
 
+from roost.settings import Settings
+
 QUEUE_LIMIT = 1000  # a listener this far behind is dropped rather than slowing everyone
 
 
@@ -24,6 +26,7 @@ class Subscription(Protocol):
 class PubSub(Protocol):
     async def publish(self, channel: str, message: str) -> None: ...
     def subscription(self) -> Subscription: ...
+    async def close(self) -> None: ...
 
 
 class Overflowed(Exception):
@@ -81,3 +84,16 @@ class LocalPubSub:
 
     def subscription(self) -> _LocalSubscription:
         return _LocalSubscription(self)
+
+    async def close(self) -> None:
+        """Nothing to release: subscriptions end with their clients."""
+
+
+def pubsub_for(settings: Settings) -> PubSub:
+    """In-process pub/sub, or Redis's with ``ROOST_REDIS_URL`` (so that every web process
+    streams every event)."""
+    if settings.redis_url:
+        from roost.storage.redis.pubsub import RedisPubSub
+
+        return RedisPubSub(settings.redis_url, prefix=settings.redis_prefix)
+    return LocalPubSub()

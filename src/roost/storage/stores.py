@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from roost.settings import Settings
 from roost.storage.protocols import (
     AccountStore,
     BookmarkStore,
@@ -74,3 +75,23 @@ def sql_stores() -> Stores:
         home=SqlHomeTimelineStore(),
         jobs=SqlJobStore(),
     )
+
+
+def stores_for(settings: Settings) -> Stores:
+    """The stores ``settings`` ask for: everything in the database, or, with
+    ``ROOST_REDIS_URL``, home timelines in Redis (redis-py is imported only then)."""
+    stores = sql_stores()
+    if settings.redis_url:
+        from roost.storage.redis.timelines import RedisHomeTimelineStore
+
+        stores.home = RedisHomeTimelineStore.from_url(
+            settings.redis_url, cap=settings.home_timeline_size, prefix=settings.redis_prefix)
+    return stores
+
+
+def close_stores(stores: Stores) -> None:
+    """Release what the stores hold besides the database (their Redis connections)."""
+    for field in fields(stores):
+        close = getattr(getattr(stores, field.name), "close", None)
+        if callable(close):
+            close()

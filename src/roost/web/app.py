@@ -7,10 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from roost.runtime import Roost
-from roost.storage.pubsub import LocalPubSub
+from roost.storage.pubsub import pubsub_for
 from roost.web import errors, openapi
 from roost.web.api import (
     accounts,
@@ -26,8 +27,14 @@ from roost.web.api import (
     statuses,
     timelines,
 )
-from roost.web.pages import assets
+from roost.web.pages import account_settings, assets, profiles
+from roost.web.pages import auth as auth_pages
+from roost.web.pages import notifications as notification_pages
 from roost.web.pages import oauth as oauth_pages
+from roost.web.pages import search as search_pages
+from roost.web.pages import statuses as status_pages
+from roost.web.pages import timelines as timeline_pages
+from roost.web.pages.session import WebSessions
 from roost.web.ratelimit import Window
 from roost.web.streaming import routes as streaming
 from roost.web.streaming.publisher import Publisher
@@ -51,6 +58,14 @@ def all_routes() -> list[BaseRoute]:
         *assets.routes,
         *streaming.routes,
         *openapi.routes,
+        # The web interface (server-rendered pages); profiles before /@{username}/{status_id}.
+        *auth_pages.routes,
+        *timeline_pages.routes,
+        *notification_pages.routes,
+        *search_pages.routes,
+        *account_settings.routes,
+        *profiles.routes,
+        *status_pages.routes,
     ]
 
 
@@ -58,7 +73,7 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
     """The web application for ``roost``; with ``run_background`` it also runs the embedded
     worker (fan-out and other jobs) in the same process."""
 
-    pubsub = LocalPubSub()
+    pubsub = pubsub_for(roost.settings)
     publisher = Publisher(roost, pubsub)
     roost.db.on_commit(publisher.on_commit)
 
@@ -75,9 +90,11 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await pubsub.close()
             roost.close()
 
-    app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
+    app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan,
+                    middleware=[Middleware(WebSessions, settings=roost.settings)])
     app.state.roost = roost
     app.state.pubsub = pubsub
     app.state.signups = Window(roost.settings.signups_per_hour, 3600)

@@ -134,9 +134,13 @@ def test_authorize_refuses_wrong_password_and_unknown_redirect(api: Api,
 
 def test_deny_redirects_with_access_denied(client: TestClient) -> None:
     app = _app(client)
+    query = {"client_id": app["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "read", "state": "s"}
+    page = client.get("/oauth/authorize", params=query)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, "the authorise form carries the session's CSRF token"
     response = client.post("/oauth/authorize", data={
-        "client_id": app["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
-        "scope": "read", "state": "s", "decision": "deny"}, follow_redirects=False)
+        **query, "csrf_token": token.group(1), "decision": "deny"}, follow_redirects=False)
     assert response.status_code == 302
     assert "error=access_denied" in response.headers["location"]
 

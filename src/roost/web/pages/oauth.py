@@ -1,4 +1,5 @@
-"""The OAuth authorise page: where apps send people to sign in and grant access."""
+"""The OAuth authorise page: where apps send people to sign in and grant access. Signed in
+in this browser, it asks only "Authorise" or "Deny"; otherwise it has the sign-in form."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from roost.domain.errors import RateLimited
 from roost.domain.models import App
 from roost.domain.oauth import OOB, OAuthError, parse_scopes, within
 from roost.web.auth import roost_of
-from roost.web.params import Params, read_params
+from roost.web.pages.common import me, page, render
+from roost.web.pages.session import content_security_policy, form_target
+from roost.web.params import Params
 from roost.web.ratelimit import sign_in
-from roost.web.templating import templates
 
 _FORWARDED = ("client_id", "redirect_uri", "scope", "state", "response_type", "code_challenge",
               "code_challenge_method")
@@ -47,8 +49,16 @@ async def _request_of(request: Request, params: Params) -> tuple[App, str, list[
 
 
 def _error_page(request: Request, message: str) -> Response:
-    return templates.TemplateResponse(request, "error.html", {"message": message},
-                                      status_code=400)
+    return render(request, "error.html", {"message": message}, status=400)
+
+
+def _policy(request: Request, redirect_uri: str) -> dict[str, str]:
+    """The page's CSP lets its form lead on to the app's redirect URI (browsers apply
+    form-action to the redirect that follows a form)."""
+    target = form_target(redirect_uri) if redirect_uri != OOB else None
+    policy = content_security_policy(roost_of(request).settings.base_url(),
+                                     (target,) if target else ())
+    return {"Content-Security-Policy": policy}
 
 
 def _check(params: Params, redirect_uri: str, app: App, scopes: list[str]) -> Response | None:
@@ -66,30 +76,31 @@ def _check(params: Params, redirect_uri: str, app: App, scopes: list[str]) -> Re
     return None
 
 
-def _form(request: Request, params: Params, app: App, scopes: list[str], error: str = "",
-          status: int = 200) -> Response:
+def _form(request: Request, params: Params, app: App, scopes: list[str], redirect_uri: str,
+          error: str = "", status: int = 200) -> Response:
     hidden = {k: params.str(k) for k in _FORWARDED if params.str(k) is not None}
-    return templates.TemplateResponse(request, "authorize.html", {
+    return render(request, "authorize.html", {
         "app": app, "scopes": scopes, "hidden": hidden, "error": error,
-        "login": params.str("login") or "",
-    }, status_code=status)
+        "login": params.str("login") or "", "account": me(request),
+    }, status=status, headers=_policy(request, redirect_uri))
 
 
-async def authorize_page(request: Request) -> Response:
-    """Show the sign-in-and-authorise form."""
-    params = await read_params(request)
+@page
+async def authorize_page(request: Request, params: Params) -> Response:
+    """Show the authorise form (with the sign-in fields unless signed in here)."""
     try:
         app, redirect_uri, scopes = await _request_of(request, params)
     except _Refused as refused:
         return _error_page(request, refused.message)
     problem = _check(params, redirect_uri, app, scopes)
-    return problem or _form(request, params, app, scopes)
+    return problem or _form(request, params, app, scopes, redirect_uri)
 
 
-async def authorize(request: Request) -> Response:
-    """Sign in, then send the authorisation code to the app (or show it, out of band)."""
+@page
+async def authorize(request: Request, params: Params) -> Response:
+    """Sign in (or use this browser's session), then send the authorisation code to the app
+    (or show it, out of band). Like every form, it needs the session's CSRF token."""
     roost = roost_of(request)
-    params = await read_params(request)
     try:
         app, redirect_uri, scopes = await _request_of(request, params)
     except _Refused as refused:
@@ -100,18 +111,22 @@ async def authorize(request: Request) -> Response:
     state = params.str("state")
     if params.str("decision") == "deny":
         return _redirect(redirect_uri, error="access_denied", state=state)
-    try:
-        account = await sign_in(request, params.str("login") or "", params.str("password") or "")
-    except RateLimited:
-        return _form(request, params, app, scopes,
-                     "Too many failed attempts. Wait a few minutes and try again.", 429)
+    account = me(request)
+    if params.str("login") or account is None:
+        try:
+            account = await sign_in(request, params.str("login") or "",
+                                    params.str("password") or "")
+        except RateLimited:
+            return _form(request, params, app, scopes, redirect_uri,
+                         "Too many failed attempts. Wait a few minutes and try again.", 429)
     if account is None:
-        return _form(request, params, app, scopes, "Wrong username, e-mail or password.", 401)
+        return _form(request, params, app, scopes, redirect_uri,
+                     "Wrong username, e-mail or password.", 401)
     code = await roost.oauth.issue_code(app, account.id, redirect_uri, scopes,
                                         params.str("code_challenge"),
                                         params.str("code_challenge_method") or "S256")
     if redirect_uri == OOB:
-        return templates.TemplateResponse(request, "code.html", {"app": app, "code": code})
+        return render(request, "code.html", {"app": app, "code": code})
     return _redirect(redirect_uri, code=code, state=state)
 
 

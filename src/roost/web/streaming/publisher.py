@@ -3,13 +3,18 @@
 Channels: ``timeline:<account>`` (home updates), ``notifications:<account>``,
 ``author:<account>`` (posts of pulled authors, which reach followers' streams through their
 subscription rather than one message per follower), ``public``, ``public:local``,
-``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``.
+``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``, and
+``roost:pulled`` (authors that have just become pulled).
+
+A ``roost.resubscribe`` message (on ``timeline:<account>`` or ``roost:pulled``) is never sent
+to clients: it tells live home streams to re-check which pulled authors they listen to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +25,7 @@ from roost.domain.events import (
     FollowersChanged,
     MilestoneReached,
     NotificationCreated,
+    PulledFollowChanged,
     RaceUpdated,
     RemovedHome,
     StatusDeleted,
@@ -34,7 +40,9 @@ from roost.web import entities
 log = logging.getLogger(__name__)
 
 _INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
-                FollowersChanged, MilestoneReached, RaceUpdated)
+                FollowersChanged, MilestoneReached, RaceUpdated, PulledFollowChanged)
+RESUBSCRIBE = "roost.resubscribe"
+PULLED_CHANNEL = "roost:pulled"
 
 
 def message(event: str, payload: Any) -> str:
@@ -42,6 +50,22 @@ def message(event: str, payload: Any) -> str:
     (a bare string for ``delete``)."""
     text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
     return orjson.dumps({"event": event, "payload": text}).decode()
+
+
+def broadcast_channels(author_id: int, visibility: Visibility, reblog: bool, pushed: bool,
+                       tags: Sequence[str]) -> list[str]:
+    """The shared channels a status goes to besides home timelines: its pulled author's
+    followers, and, for a public original (not a reblog, as in Mastodon), the public and
+    hashtag streams."""
+    channels = []
+    if not pushed and visibility != Visibility.DIRECT:
+        channels.append(f"author:{author_id}")
+    if visibility == Visibility.PUBLIC and not reblog:
+        channels += ["public", "public:local"]
+        for tag in tags:
+            name = tag.lower()
+            channels += [f"hashtag:{name}", f"hashtag:local:{name}"]
+    return channels
 
 
 class Publisher:
@@ -86,8 +110,10 @@ class Publisher:
                 for account_id in event.account_ids:
                     await self.pubsub.publish(f"timeline:{account_id}", update)
             elif isinstance(event, StatusDeleted):
+                # the streams that heard of the status, and only those (as Mastodon)
                 gone = message("delete", str(event.status_id))
-                for channel in ("public", "public:local", f"author:{event.author_id}",
+                for channel in (*broadcast_channels(event.author_id, event.visibility,
+                                                    event.reblog, event.pushed, event.tags),
                                 *(f"timeline:{a}" for a in event.account_ids)):
                     await self.pubsub.publish(channel, gone)
             elif isinstance(event, RemovedHome):
@@ -107,6 +133,10 @@ class Publisher:
                                         "at": iso(event.at)}))
             elif isinstance(event, RaceUpdated):
                 await self._publish_race(event.race_id)
+            elif isinstance(event, PulledFollowChanged):
+                channel = (PULLED_CHANNEL if event.follower_id is None
+                           else f"timeline:{event.follower_id}")
+                await self.pubsub.publish(channel, message(RESUBSCRIBE, str(event.author_id)))
             elif isinstance(event, MilestoneReached):
                 await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
                     "roost.milestone", {"account_id": str(event.account_id),
@@ -122,15 +152,9 @@ class Publisher:
 
     def _broadcast_channels(self, view: StatusView) -> list[str]:
         status = view.status
-        channels = []
-        if not status.pushed and status.visibility != Visibility.DIRECT:
-            channels.append(f"author:{status.account_id}")
-        if status.visibility == Visibility.PUBLIC and status.reblog_of_id is None:
-            channels += ["public", "public:local"]
-            for tag in view.tags:
-                name = tag.name.lower()
-                channels += [f"hashtag:{name}", f"hashtag:local:{name}"]
-        return channels
+        return broadcast_channels(status.account_id, status.visibility,
+                                  status.reblog_of_id is not None, status.pushed,
+                                  [tag.name for tag in view.tags])
 
     def _load(self, tx: Tx, status_ids: list[int], notification_keys: list[tuple[int, int]]
               ) -> tuple[dict[int, StatusView], dict[tuple[int, int], NotificationView]]:

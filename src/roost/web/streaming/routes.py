@@ -13,13 +13,15 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from roost.domain.errors import DomainError, Forbidden, InvalidInput, Unauthorized
+from roost.domain.errors import BadRequest, DomainError, Forbidden, InvalidInput, Unauthorized
 from roost.domain.models import Account
 from roost.domain.oauth import Authenticated, grants
 from roost.runtime import Roost
 from roost.storage.pubsub import Overflowed, PubSub, Subscription
 from roost.web.auth import INVALID_TOKEN, authenticated
+from roost.web.pages.session import stream_account
 from roost.web.params import read_params
+from roost.web.streaming.publisher import PULLED_CHANNEL, RESUBSCRIBE
 
 HEARTBEAT_SECONDS = 15.0
 PUBLIC_STREAMS = {"public": ["public"], "public:local": ["public:local"], "public:remote": []}
@@ -32,12 +34,12 @@ def _pubsub(conn: HTTPConnection) -> PubSub:
 
 async def channels_for(roost: Roost, stream: str, account: Account | None,
                        tag: str | None = None, account_id: str | None = None) -> list[str]:
-    """The pub/sub channels behind one Mastodon stream name (InvalidInput if unknown)."""
+    """The pub/sub channels behind one Mastodon stream name (BadRequest if unknown)."""
     if stream in PUBLIC_STREAMS:
         return PUBLIC_STREAMS[stream]
     if stream in ("hashtag", "hashtag:local"):
         if not tag or not tag.strip():
-            raise InvalidInput("Missing tag name parameter")
+            raise BadRequest("Missing tag name parameter")
         name = tag.strip().lstrip("#").lower()
         return [f"hashtag:{name}"] if stream == "hashtag" else [f"hashtag:local:{name}"]
     if stream == "roost:race":
@@ -46,7 +48,7 @@ async def channels_for(roost: Roost, stream: str, account: Account | None,
         return [f"roost:race:{account_id}"]
     if stream == "roost:followers":
         if not account_id or not account_id.isdigit():
-            raise InvalidInput("Missing account_id parameter")
+            raise BadRequest("Missing account_id parameter")
         return [f"roost:followers:{account_id}"]
     if stream in ("user", "user:notification"):
         if account is None:
@@ -54,9 +56,9 @@ async def channels_for(roost: Roost, stream: str, account: Account | None,
         if stream == "user:notification":
             return [f"notifications:{account.id}"]
         pulled = await roost.timelines.pulled_authors(account.id)
-        return [f"timeline:{account.id}", f"notifications:{account.id}",
+        return [f"timeline:{account.id}", f"notifications:{account.id}", PULLED_CHANNEL,
                 *(f"author:{a}" for a in pulled)]
-    raise InvalidInput("Unknown stream type")
+    raise BadRequest("Unknown stream type")
 
 
 def _check_scope(auth: Authenticated | None, stream: str) -> None:
@@ -66,7 +68,9 @@ def _check_scope(auth: Authenticated | None, stream: str) -> None:
             raise Forbidden("This action is outside the authorized scopes")
 
 
-async def _sse_events(subscription: Subscription) -> AsyncIterator[bytes]:
+async def _sse_events(subscription: Subscription,
+                      resubscribe: Callable[[], Awaitable[None]] | None = None,
+                      ) -> AsyncIterator[bytes]:
     yield b":)\n\n"
     try:
         while True:
@@ -78,6 +82,10 @@ async def _sse_events(subscription: Subscription) -> AsyncIterator[bytes]:
             except Overflowed:
                 return
             body = orjson.loads(text)  # payloads are JSON text or an id: never a newline
+            if body["event"] == RESUBSCRIBE:
+                if resubscribe is not None:
+                    await resubscribe()
+                continue
             yield f"event: {body['event']}\ndata: {body['payload']}\n\n".encode()
     finally:
         await subscription.close()
@@ -88,13 +96,24 @@ def sse_endpoint(stream: str) -> Callable[[Request], Awaitable[Response]]:
         roost: Roost = request.app.state.roost
         params = await read_params(request)
         auth = await authenticated(request)
-        account = auth.account if auth else None
+        # Without a token, a page of this server may listen with its browser session.
+        account = auth.account if auth else await stream_account(request)
         _check_scope(auth, stream)
         channels = await channels_for(roost, stream, account, params.str("tag"),
                                       params.str("account_id") or params.str("race_id"))
         subscription = _pubsub(request).subscription()
         await subscription.add(channels)
-        return StreamingResponse(_sse_events(subscription), media_type="text/event-stream",
+
+        async def resubscribe() -> None:
+            """The user stream follows the pulled authors its account follows as they change."""
+            nonlocal channels
+            fresh = await channels_for(roost, stream, account)
+            await subscription.remove([c for c in channels if c not in fresh])
+            await subscription.add([c for c in fresh if c not in channels])
+            channels = fresh
+
+        events = _sse_events(subscription, resubscribe if stream == "user" else None)
+        return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -111,7 +130,13 @@ async def health(_request: Request) -> Response:
 async def websocket(ws: WebSocket) -> None:
     """One WebSocket carrying any number of streams: ``{"type": "subscribe", "stream": ...}``."""
     roost: Roost = ws.app.state.roost
-    token = ws.query_params.get("access_token") or ws.headers.get("sec-websocket-protocol")
+    # Mastodon takes the token from the Authorization header, the access_token parameter or
+    # the Sec-WebSocket-Protocol header (which is then echoed back as the chosen protocol).
+    header = ws.headers.get("authorization", "")
+    protocol = ws.headers.get("sec-websocket-protocol")
+    token = (ws.query_params.get("access_token")
+             or (header[7:].strip() if header[:7].lower() == "bearer " else None)
+             or protocol)
     account = None
     auth = None
     if token:
@@ -120,12 +145,13 @@ async def websocket(ws: WebSocket) -> None:
             await ws.close(code=4001, reason=INVALID_TOKEN)
             return
         account = auth.account
-    subprotocol = ws.headers.get("sec-websocket-protocol") if token and not \
-        ws.query_params.get("access_token") else None
-    await ws.accept(subprotocol=subprotocol)
+    else:  # a page of this server, signed in with its session (Origin checked)
+        account = await stream_account(ws)
+    await ws.accept(subprotocol=protocol if token and token == protocol else None)
     subscription = _pubsub(ws).subscription()
     streams: dict[tuple[str, ...], list[str]] = {}
-    channel_streams: dict[str, tuple[str, ...]] = {}
+    # Streams may share a channel (user and user:notification): each gets its own message.
+    channel_streams: dict[str, list[tuple[str, ...]]] = {}
 
     async def subscribe(stream: str, tag: str | None, account_id: str | None) -> None:
         try:
@@ -135,29 +161,53 @@ async def websocket(ws: WebSocket) -> None:
             await ws.send_text(orjson.dumps({"error": exc.message, "status": exc.status}).decode())
             return
         key = tuple(x for x in (stream, tag or account_id) if x)
+        if key in streams:
+            return
         streams[key] = channels
-        for channel in channels:
-            channel_streams[channel] = key
-        await subscription.add(channels)
+        await attach(key, channels)
 
     async def unsubscribe(stream: str, tag: str | None, account_id: str | None) -> None:
         key = tuple(x for x in (stream, tag or account_id) if x)
-        for channel in streams.pop(key, []):
-            channel_streams.pop(channel, None)
-            await subscription.remove([channel])
+        await detach(key, streams.pop(key, []))
+
+    async def attach(key: tuple[str, ...], channels: list[str]) -> None:
+        for channel in channels:
+            channel_streams.setdefault(channel, []).append(key)
+        await subscription.add(channels)
+
+    async def detach(key: tuple[str, ...], channels: list[str]) -> None:
+        for channel in channels:
+            keys = channel_streams.get(channel, [])
+            if key in keys:
+                keys.remove(key)
+            if not keys:
+                channel_streams.pop(channel, None)
+                await subscription.remove([channel])
+
+    async def resubscribe() -> None:
+        """The user stream follows the pulled authors its account follows as they change."""
+        key = ("user",)
+        old = streams.get(key)
+        if old is None:
+            return
+        fresh = await channels_for(roost, "user", account)
+        if streams.get(key) is not old:
+            return  # unsubscribed (or changed) meanwhile
+        streams[key] = fresh
+        await detach(key, [c for c in old if c not in fresh])
+        await attach(key, [c for c in fresh if c not in old])
 
     async def pump() -> None:
         while True:
             channel, text = await subscription.get()
             body = orjson.loads(text)
-            stream = list(channel_streams.get(channel, (channel,)))
-            await ws.send_text(orjson.dumps({"stream": stream, "event": body["event"],
-                                             "payload": body["payload"]}).decode())
-
-    async def heartbeat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await ws.send_bytes(b"")  # keeps proxies from closing an idle socket
+            if body["event"] == RESUBSCRIBE:
+                await resubscribe()
+                continue
+            # none: unsubscribed while the message was queued
+            for key in list(channel_streams.get(channel, ())):
+                await ws.send_text(orjson.dumps({"stream": list(key), "event": body["event"],
+                                                 "payload": body["payload"]}).decode())
 
     async def receive() -> None:
         while True:
@@ -185,8 +235,8 @@ async def websocket(ws: WebSocket) -> None:
         await subscribe(initial, ws.query_params.get("tag"),
                         ws.query_params.get("account_id") or ws.query_params.get("race_id"))
     # Whichever ends first (the client leaves, or falls too far behind) ends the connection.
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(heartbeat()),
-             asyncio.create_task(receive())]
+    # Keep-alive is the server's ping frames (uvicorn's): Mastodon sends text frames only.
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(receive())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -1,0 +1,106 @@
+"""Profiles ``/@username``, their followers and following, and the follow button."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from roost.domain.models import Account, Page, Relationship
+from roost.web.pages.common import (
+    ACCOUNTS_PER_PAGE,
+    STATUSES_PER_PAGE,
+    me,
+    page,
+    pager,
+    redirect,
+    render,
+    require_me,
+    roost_of,
+    safe_back,
+)
+from roost.web.pages.timelines import status_page, statuses_fragment
+from roost.web.params import Params
+
+
+async def account_named(request: Request) -> Account:
+    roost = roost_of(request)
+    return await roost.accounts.lookup(str(request.path_params["username"]), roost.site.domain)
+
+
+async def relationship_with(request: Request, account: Account) -> Relationship | None:
+    viewer = me(request)
+    if viewer is None or viewer.id == account.id:
+        return None
+    found = await roost_of(request).follows.relationships(viewer.id, [account.id])
+    return found[0] if found else None
+
+
+@page
+async def profile(request: Request, params: Params) -> Response:
+    """Display name, handle, bio, fields (the website link), counts, follow button, posts."""
+    roost = roost_of(request)
+    account = await account_named(request)
+    viewer = me(request)
+    statuses = await roost.timelines.account(account.id, viewer.id if viewer else None,
+                                             status_page(params))
+    if params.bool("fragment"):
+        return statuses_fragment(request, statuses)
+    return render(request, "profile.html", {
+        "account": account, "relationship": await relationship_with(request, account),
+        "statuses": statuses, "nav": "profile" if viewer and viewer.id == account.id else "",
+        "pager": pager(request, [v.status.id for v in statuses], STATUSES_PER_PAGE)})
+
+
+def _account_page(params: Params) -> Page:
+    return Page(max_id=params.id("max_id"), min_id=params.id("min_id"), limit=ACCOUNTS_PER_PAGE)
+
+
+async def _account_list(request: Request, params: Params, followers: bool) -> Response:
+    roost = roost_of(request)
+    account = await account_named(request)
+    listing = roost.follows.followers if followers else roost.follows.following
+    rows = await listing(account.id, _account_page(params))
+    name = f"@{account.username}"
+    return render(request, "accounts.html", {
+        "account": account, "relationship": await relationship_with(request, account),
+        "accounts": [a for _, a in rows],
+        "heading": f"Followers of {name}" if followers else f"Followed by {name}",
+        "empty": f"{name} has no followers yet." if followers
+        else f"{name} does not follow anyone yet.",
+        "pager": pager(request, [cursor for cursor, _ in rows], ACCOUNTS_PER_PAGE)})
+
+
+@page
+async def followers(request: Request, params: Params) -> Response:
+    return await _account_list(request, params, followers=True)
+
+
+@page
+async def following(request: Request, params: Params) -> Response:
+    return await _account_list(request, params, followers=False)
+
+
+@page
+async def follow(request: Request, params: Params) -> Response:
+    viewer = require_me(request)
+    account = await account_named(request)
+    await roost_of(request).follows.follow(viewer.id, account.id)
+    return redirect(safe_back(params.str("back"), f"/@{account.username}"))
+
+
+@page
+async def unfollow(request: Request, params: Params) -> Response:
+    viewer = require_me(request)
+    account = await account_named(request)
+    await roost_of(request).follows.unfollow(viewer.id, account.id)
+    return redirect(safe_back(params.str("back"), f"/@{account.username}"))
+
+
+routes = [
+    Route("/@{username}", profile, methods=["GET"]),
+    Route("/@{username}/followers", followers, methods=["GET"]),
+    Route("/@{username}/following", following, methods=["GET"]),
+    Route("/@{username}/follow", follow, methods=["POST"]),
+    Route("/@{username}/unfollow", unfollow, methods=["POST"]),
+]

@@ -1,0 +1,136 @@
+"""What only the Redis home timeline store does: its key layout, the cap kept on every write,
+one script call per fan-out batch, and writes that a rolled-back transaction leaves behind.
+Its Protocol behaviour is checked with the SQL store's in test_stores.py (``HOME_STORES``)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import redis
+
+from roost.domain.models import Page, TimelineEntry
+from roost.ids import new_id
+from roost.storage.database import Database, Tx
+from roost.storage.redis.timelines import RedisHomeTimelineStore, decode, encode
+from tests.storage.conftest import Harness
+
+NO_TX = cast(Tx, None)  # the store ignores the SQL transaction
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_store(client: redis.Redis, prefix: str, cap: int) -> RedisHomeTimelineStore:
+    return RedisHomeTimelineStore(client, cap=cap, prefix=prefix)
+
+
+def newest(store: RedisHomeTimelineStore, account_id: int, limit: int = 40) -> list[int]:
+    return [e.status_id for e in store.page(NO_TX, account_id, Page(limit=limit))]
+
+
+def test_key_layout_and_members(client: redis.Redis, redis_prefix: str) -> None:
+    store = make_store(client, redis_prefix, 800)
+    post = TimelineEntry(2**63 - 1, 42)
+    reblog = TimelineEntry(2**62, 7, 2**63 - 1)
+    store.add(NO_TX, [42, 43], post)
+    store.add_many(NO_TX, 42, [reblog])
+    key = f"{redis_prefix}home:{{42}}"
+    assert store.key(42) == key
+    assert sorted(client.scan_iter(match=f"{redis_prefix}*")) == [
+        key.encode(), f"{redis_prefix}home:{{43}}".encode()]
+    assert client.type(key) == b"zset"
+    members = client.zrange(key, 0, -1, withscores=True)
+    assert members == [(struct.pack(">QQQ", 2**62, 7, 2**63 - 1), 0.0),
+                       (struct.pack(">QQ", 2**63 - 1, 42), 0.0)]
+    assert [decode(m) for m, _ in members] == [reblog, post]
+    assert encode(post) == members[1][0]
+
+
+def test_every_write_keeps_the_cap(client: redis.Redis, redis_prefix: str) -> None:
+    store = make_store(client, redis_prefix, 5)
+    a, b, c, author = 1, 2, 3, 9
+    entries = [TimelineEntry(new_id(), author) for _ in range(8)]
+    for entry in entries:
+        store.add(NO_TX, [a, b], entry)
+    store.add_many(NO_TX, c, entries)
+    kept = [e.status_id for e in entries[:2:-1]]
+    for account in (a, b, c):
+        assert client.zcard(store.key(account)) == 5
+        assert newest(store, account) == kept
+    store.add(NO_TX, [a], TimelineEntry(entries[0].status_id - 1, author))  # older than all
+    assert newest(store, a) == kept
+    assert store.enforce_cap(NO_TX, 5) == 0  # nothing can be longer than the cap
+    assert store.enforce_cap(NO_TX, 80) == 0
+    assert store.enforce_cap(NO_TX, 3) == 3
+    assert newest(store, b) == kept[:3]
+    assert store.enforce_cap(NO_TX, 0) == 3
+    assert client.exists(store.key(a), store.key(b), store.key(c)) == 0
+
+
+def test_a_fanout_batch_is_one_script_call(client: redis.Redis, redis_prefix: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store = make_store(client, redis_prefix, 800)
+    calls: list[int] = []
+    script = store._add
+
+    def counted(*, keys: list[str], args: list[Any]) -> Any:
+        calls.append(len(keys))
+        return script(keys=keys, args=args)
+
+    monkeypatch.setattr(store, "_add", counted)
+    followers = list(range(10_000, 12_000))
+    entry = TimelineEntry(new_id(), 5)
+    store.add(NO_TX, followers, entry)
+    assert calls == [2000]
+    pipe = client.pipeline(transaction=False)
+    for account in followers:
+        pipe.zrange(store.key(account), 0, -1)
+    assert pipe.execute() == [[encode(entry)]] * 2000
+    monkeypatch.setattr(RedisHomeTimelineStore, "KEYS_PER_CALL", 3)
+    store.add(NO_TX, [1, 2, 3, 4, 5, 6, 7], entry)
+    assert calls == [2000, 3, 3, 1]
+    store.add(NO_TX, [], entry)
+    assert calls == [2000, 3, 3, 1]
+    store.remove(NO_TX, [*followers, 1, 2, 3, 4, 5, 6, 7], entry.status_id)
+    assert client.exists(*(store.key(a) for a in followers)) == 0
+
+
+def test_remove_author_from_a_long_timeline(client: redis.Redis, redis_prefix: str) -> None:
+    store = make_store(client, redis_prefix, 5000)
+    x, y = 2**63 - 2, 2**40  # (ids whose bytes would match each other's in a decimal form)
+    entries = [TimelineEntry(1000 + i, x if i % 3 else y, 7 if i % 5 == 0 else None)
+               for i in range(3000)]
+    store.add_many(NO_TX, 1, entries)
+    store.remove_author(NO_TX, 1, x)
+    kept = [e for e in entries if e.author_id == y]
+    assert store.page(NO_TX, 1, Page(limit=5000)) == kept[::-1]
+    store.remove_author(NO_TX, 1, y)
+    assert client.exists(store.key(1)) == 0
+
+
+@pytest.mark.parametrize("h", ["redis-home"], indirect=True)
+def test_writes_of_a_rolled_back_transaction_stay_and_are_idempotent(
+        h: Harness, db: Database) -> None:
+    """Redis is written at once, not at commit: a transaction that fails after adding leaves
+    its entry (readers skip statuses that do not exist), and the retry adds nothing twice."""
+    account, author = new_id(), new_id()
+    entry = TimelineEntry(new_id(), author)
+
+    def deliver(tx: Tx, fail: bool) -> None:
+        h.s.home.add(tx, [account], entry)
+        h.s.home.add_many(tx, account, [entry])
+        if fail:
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        db.write_sync(lambda tx: deliver(tx, True))
+    assert h.read(h.s.home.page, account, Page()) == [entry]
+    db.write_sync(lambda tx: deliver(tx, False))
+    assert h.read(h.s.home.page, account, Page()) == [entry]
