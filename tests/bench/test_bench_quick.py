@@ -1,0 +1,56 @@
+"""The benchmark suite runs end to end in its smallest configuration: `python -m bench` starts
+the ceiling app and a real `roost serve`, drives them over HTTP, and prints one JSON object per
+workload whose correctness checks hold. Speed is not checked here (see BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_bench(*args: str) -> dict[str, dict[str, Any]]:
+    done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return {r["name"]: r for r in results}
+
+
+def test_quick_bench_follow_storm_and_fanout(tmp_path: Path) -> None:
+    results = run_bench("ceiling", "follow_storm", "fanout", "--quick", "--seconds", "1",
+                        "--tmp", str(tmp_path))
+    assert set(results) == {"ceiling", "follow_storm", "fanout"}
+    for result in results.values():
+        assert {"name", "parameters", "throughput", "latency_ms", "ceiling", "ratio"} <= set(result)
+        assert result.get("ok", True), result.get("verified")
+        assert result["throughput"]["value"] > 0 and result["throughput"]["unit"]
+        assert result["parameters"]["load_generator"] in ("wrk", "httpx")
+        assert "p50" in result["latency_ms"]
+
+    http = results["ceiling"]["ceiling"]["http"]
+    assert {"json_c32", "json_c64", "hop_c32", "bare_follow_c64"} <= set(http)
+    assert all(v["rps"] > 0 and v["errors"] == 0 for v in http.values())
+    sqlite = results["ceiling"]["ceiling"]["sqlite"]
+    assert set(sqlite) == {"FULL", "NORMAL"}
+    assert all(v["commits_per_s"] > 0 for v in sqlite.values())
+
+    storm = results["follow_storm"]
+    verified = storm["verified"]
+    assert verified["non_2xx"] == 0
+    assert verified["followers_count"] == verified["edges"] > 0
+    assert verified["followers_count_equals_edges"] and verified["edges_match_responses"]
+    assert verified["roost_check_clean"], verified["roost_check_output"]
+    assert verified["backfill_jobs_drained"]
+    assert storm["ratio"]["vs_trivial_json"] is not None
+    assert {"p50", "p99"} <= set(storm["latency_ms"])
+
+    fanout = results["fanout"]
+    assert fanout["verified"] == {"all_delivered": True, "sample_sees_post_over_http": True}
+    assert all(run["delivered"] == fanout["parameters"]["followers"] for run in fanout["runs"])
+
+    assert not list(tmp_path.iterdir()), "the temporary data should be removed"
