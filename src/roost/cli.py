@@ -80,22 +80,28 @@ def worker(ctx: click.Context, data_dir: Path | None) -> None:
     import signal
 
     from roost.runtime import Roost
-    from roost.storage.pubsub import LocalPubSub
+    from roost.storage.pubsub import pubsub_for
     from roost.web.streaming.publisher import Publisher
 
     settings = _settings(ctx, data_dir=data_dir)
     roost = Roost(settings)
     roost.start()
-    publisher = Publisher(roost, LocalPubSub())
+    # With ROOST_REDIS_URL, what this worker commits (fan-out deliveries above all) reaches
+    # the streaming clients of every web process through Redis.
+    pubsub = pubsub_for(settings)
+    publisher = Publisher(roost, pubsub)
     roost.db.on_commit(publisher.on_commit)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        work = asyncio.gather(publisher.run(), roost.run_background())
+        work = asyncio.gather(publisher.run(), roost.run_background(job_poll_seconds=0.05))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, work.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        finally:
+            await pubsub.close()
 
     click.echo(f"Roost worker on {settings.resolved_database_url()}")
     try:

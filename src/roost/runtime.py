@@ -92,9 +92,13 @@ class Roost:
         self.db.close()
         close_stores(self.stores)
 
-    async def run_background(self) -> None:
-        """The embedded worker: run jobs as they are enqueued, and trim timelines now and then."""
-        await asyncio.gather(self.jobs.run_forever(), self._maintain_forever(),
+    async def run_background(self, job_poll_seconds: float = 1.0) -> None:
+        """Background work: jobs as they are enqueued, history rollups, races, timeline caps.
+
+        Jobs committed in this process wake the job runner at once; ``job_poll_seconds`` is
+        how soon jobs committed by other processes are seen (a separate `roost worker`
+        polls often, since every job it runs was enqueued elsewhere)."""
+        await asyncio.gather(self.jobs.run_forever(job_poll_seconds), self._maintain_forever(),
                              self._roll_up_forever(), self._refresh_races_forever())
 
     async def maintain(self) -> None:

@@ -183,3 +183,49 @@ async def get_all(client: httpx.AsyncClient, path: str, headers: dict[str, str] 
         url = response.links.get("next", {}).get("url")
         query = None  # the next link carries the query
     raise AssertionError(f"{path}: pagination does not end")
+
+
+# -- production shape: PostgreSQL + Redis + separate workers ---------------------------------
+
+PG_ADMIN = os.environ.get("ROOST_TEST_POSTGRES_URL",
+                          "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def production_server(tmp_path: Path, redis_url: str,
+                      redis_prefix: str) -> Iterator[Server]:
+    """`roost serve` on a fresh PostgreSQL database with Redis for timelines and pub/sub, its
+    background work done by a separate `roost worker` process."""
+    import uuid
+
+    import psycopg
+
+    name = f"roost_e2e_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    env = {"ROOST_ALLOW_PASSWORD_GRANT": "true",
+           "ROOST_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
+           "ROOST_REDIS_URL": redis_url, "ROOST_REDIS_PREFIX": redis_prefix,
+           "ROOST_EMBEDDED_WORKER": "false"}
+    instance = Server(tmp_path / "data", free_port(), env=env)
+    instance.start()
+    log = (tmp_path / "worker.log").open("ab")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "roost", "--data-dir", str(instance.data_dir), "worker"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield instance
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        instance.stop()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,10 +1,13 @@
-"""Mastodon.py's user stream against a real server: updates, notifications, deletes."""
+"""Mastodon.py's user stream against a real server, on both backends: the embedded one
+(SQLite, in-process pub/sub, worker inside `roost serve`) and the production one (PostgreSQL,
+Redis timelines and pub/sub, a separate `roost worker` doing the fan-out)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import pytest
 from mastodon import Mastodon, StreamListener
 
 from tests.e2e.conftest import Server
@@ -31,7 +34,15 @@ def _wait_for(recorder: Recorder, count: int, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_user_stream_with_mastodon_py(server: Server) -> None:
+@pytest.fixture(params=["embedded", "production"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    fixture = "server" if request.param == "embedded" else "production_server"
+    found: Server = request.getfixturevalue(fixture)
+    return found
+
+
+def test_user_stream_with_mastodon_py(any_server: Server) -> None:
+    server = any_server
     client_id, secret = Mastodon.create_app("stream test", api_base_url=server.url)
     tokens = [Mastodon(client_id=client_id, client_secret=secret, api_base_url=server.url)
               .create_account(name, "correct horse battery", f"{name}@example.com",
@@ -44,6 +55,7 @@ def test_user_stream_with_mastodon_py(server: Server) -> None:
     try:
         time.sleep(0.3)  # let the subscription settle before posting
         posted = alice.status_post("live!")
+        _wait_for(recorder, 1)  # delivered by fan-out (a separate worker in production)
         own = bob.status_post("mine")
         alice.status_favourite(own["id"])
         alice.status_delete(posted["id"])
