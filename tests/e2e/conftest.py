@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.pg_support import fresh_database
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -187,29 +189,19 @@ async def get_all(client: httpx.AsyncClient, path: str, headers: dict[str, str] 
 
 # -- production shape: PostgreSQL + Redis + separate workers ---------------------------------
 
-PG_ADMIN = os.environ.get("ROOST_TEST_POSTGRES_URL",
-                          "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 @pytest.fixture
 def production_server(tmp_path: Path, redis_url: str,
                       redis_prefix: str) -> Iterator[Server]:
     """`roost serve` on a fresh PostgreSQL database with Redis for timelines and pub/sub, its
     background work done by a separate `roost worker` process."""
-    import uuid
+    with fresh_database("roost_e2e") as database_url:
+        yield from _production_server(tmp_path, database_url, redis_url, redis_prefix)
 
-    import psycopg
 
-    name = f"roost_e2e_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+def _production_server(tmp_path: Path, database_url: str, redis_url: str,
+                       redis_prefix: str) -> Iterator[Server]:
     env = {"ROOST_ALLOW_PASSWORD_GRANT": "true",
-           "ROOST_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
+           "ROOST_DATABASE_URL": database_url,
            "ROOST_REDIS_URL": redis_url, "ROOST_REDIS_PREFIX": redis_prefix,
            "ROOST_EMBEDDED_WORKER": "false"}
     instance = Server(tmp_path / "data", free_port(), env=env)
@@ -227,5 +219,3 @@ def production_server(tmp_path: Path, redis_url: str,
         except subprocess.TimeoutExpired:
             worker.kill()
         instance.stop()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

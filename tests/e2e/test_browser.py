@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from roost.domain.content import count_characters
@@ -330,3 +331,81 @@ def test_keyboard_reaches_the_compose_box_and_nav(chromium: Any, server: Server)
                                    "document.activeElement.textContent.trim()"))
     assert order[0] == "compose-text", order
     dave.close()
+
+
+def _api_accounts(server: Server, usernames: list[str]) -> dict[str, tuple[str, str]]:
+    """Accounts made through the API: username -> (id, user token)."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        app = client.post("/api/v1/apps", data={
+            "client_name": "browser-test", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+            "scopes": "read write follow"}).json()
+        app_token = client.post("/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": app["client_id"],
+            "client_secret": app["client_secret"], "scope": "read write follow",
+        }).json()["access_token"]
+        found = {}
+        for username in usernames:
+            created = client.post("/api/v1/accounts", headers={
+                "Authorization": f"Bearer {app_token}"}, data={
+                "username": username, "email": f"{username}@example.com",
+                "password": PASSWORD, "agreement": "true"})
+            assert created.status_code == 200, created.text
+            token = created.json()["access_token"]
+            me = client.get("/api/v1/accounts/verify_credentials",
+                            headers={"Authorization": f"Bearer {token}"}).json()
+            found[username] = (str(me["id"]), token)
+        return found
+
+
+def test_a_race_updates_live_as_follows_arrive(chromium: Any, server: Server) -> None:
+    """Start a race and see its chart and standings update as follows arrive (through the
+    API, while the page is open), without a reload."""
+    from playwright.sync_api import expect  # importable: the chromium fixture checked
+    accounts = _api_accounts(server, ["frank", "gus", "hal"])
+    erin = Tab(chromium, server)
+    erin.sign_up("erin")
+    page = erin.go("/races")
+    page.get_by_label("Accounts").fill("frank, gus")
+    page.get_by_label("Target (followers)").fill("2")
+    page.get_by_role("button", name="Start the race").click()
+    page.wait_for_url(re.compile(r".*/races/\d+$"))
+    erin.wait_live()
+    page.wait_for_selector("#race-chart[data-loaded='true']", state="attached")
+    page.evaluate("window.stillTheSamePage = true")
+    frank_id, gus_id = accounts["frank"][0], accounts["gus"][0]
+    line = f"#race-chart polyline[data-series='{gus_id}']"
+    before = int(page.locator(line).get_attribute("data-points") or "0")
+    assert before >= 2
+    assert page.locator(f"#race-chart polyline[data-series='{frank_id}']").count() == 1
+    assert page.locator("#race-chart .chart-target").count() == 1  # target 2 is in range
+    followers = f"#standings tr[data-account-id='{gus_id}'] [data-field='followers']"
+    assert page.locator(followers).text_content() == "0"
+
+    # Hal follows Gus (through the API): Gus takes the lead from Frank (first on a tie).
+    httpx.post(f"{server.url}/api/v1/accounts/{gus_id}/follow",
+               headers={"Authorization": f"Bearer {accounts['hal'][1]}"}).raise_for_status()
+    expect(page.locator(followers)).to_have_text("1")
+    gap = f"#standings tr[data-account-id='{frank_id}'] [data-field='gap']"
+    assert page.locator(gap).text_content() == "1"
+    assert page.locator("#standings tbody tr").first.get_attribute("data-account-id") == gus_id
+    page.locator("#lead-changes").get_by_text("@gus took the lead").wait_for()
+    assert int(page.locator(line).get_attribute("data-points") or "0") > before
+    assert page.locator("#race-chart .chart-marker").count() == 1
+    assert page.evaluate("window.stillTheSamePage") is True
+    _shoot(page, "race")
+
+    # Gus's profile: the follower-history chart, and its range buttons.
+    page = erin.go("/@gus")
+    page.wait_for_selector("#history-chart polyline", state="attached")
+    page.get_by_role("button", name="Hour").click()
+    expect(page.locator("#history-chart")).to_have_attribute("data-range", "hour")
+    assert page.get_by_role("button", name="Hour").get_attribute("aria-pressed") == "true"
+    assert int(page.locator("#history-chart polyline").get_attribute("data-points") or 0) > 2
+    _shoot(page, "profile-history")
+    page = erin.go("/@gus/stats")
+    assert page.locator("#gains").get_by_text("+1").first.is_visible()
+    _shoot(page, "account-stats")
+    page = erin.go("/races")
+    assert page.get_by_role("link", name="@gus vs @frank").is_visible()
+    _shoot(page, "races")
+    erin.close()

@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from tests.e2e.conftest import (
@@ -25,23 +23,13 @@ from tests.e2e.conftest import (
     free_port,
     register_many,
 )
-
-PG = os.environ.get("ROOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.pg_support import fresh_database
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    name = f"roost_workers_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield PG.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("roost_workers") as url:
+        yield url
 
 
 def _worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -3,44 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from roost.clock import now_ms
 from roost.runtime import Roost
 from roost.settings import Settings
 from roost.tools.seed import Seeder, SeedError, SeedPlan
-
-PG = os.environ.get("ROOST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.pg_support import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def roost(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Roost]:
-    database_url = None
-    name = f"roost_seed_{uuid.uuid4().hex[:10]}"
-    if request.param == "postgresql":
+    with contextlib.ExitStack() as stack:
+        database_url = (stack.enter_context(fresh_database("roost_seed"))
+                        if request.param == "postgresql" else None)
+        instance = Roost(Settings(data_dir=tmp_path, database_url=database_url,
+                                  milestones="100,1000", fanout_pull_above=500,
+                                  fanout_push_below=400, sqlite_synchronous="NORMAL"))
+        instance.start()
         try:
-            with psycopg.connect(PG, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.OperationalError as exc:
-            if os.environ.get("CI") == "true":
-                raise
-            pytest.skip(f"PostgreSQL not reachable: {exc}")
-        database_url = PG.rsplit("/", 1)[0] + f"/{name}"
-    instance = Roost(Settings(data_dir=tmp_path, database_url=database_url,
-                              milestones="100,1000", fanout_pull_above=500,
-                              fanout_push_below=400, sqlite_synchronous="NORMAL"))
-    instance.start()
-    yield instance
-    instance.close()
-    if database_url:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            yield instance
+        finally:
+            instance.close()
 
 
 def test_seeded_community_is_exact(roost: Roost) -> None:

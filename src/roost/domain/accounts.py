@@ -136,15 +136,19 @@ class AccountService:
                     raise InvalidInput("No free usernames left with that prefix")
                 if self.stores.accounts.by_username(tx, username) is not None:
                     continue
-                account = Account(id=new_id(), username=username, display_name="", note="",
-                                  fields=[], locked=False, bot=False, discoverable=True,
-                                  created_at=now_ms(), last_status_at=None,
-                                  last_active_at=now_ms())
-                self.stores.accounts.insert(tx, account, None)
-                made.append(account)
+                made.append(self._insert_token_only(tx, username))
             return made
 
         return await self.db.write(apply)
+
+    def _insert_token_only(self, tx: Tx, username: str) -> Account:
+        """A new account without a password: it acts through access tokens only."""
+        now = now_ms()
+        account = Account(id=new_id(), username=username, display_name="", note="", fields=[],
+                          locked=False, bot=False, discoverable=True, created_at=now,
+                          last_status_at=None, last_active_at=now)
+        self.stores.accounts.insert(tx, account, None)
+        return account
 
     async def create_named(self, usernames: list[str]) -> list[Account]:
         """Accounts with exactly these usernames and no password (all or none)."""
@@ -157,12 +161,7 @@ class AccountService:
                 raise InvalidInput(f"Username already taken: {', '.join(taken)}")
             made = []
             for username in usernames:
-                account = Account(id=new_id(), username=username, display_name="", note="",
-                                  fields=[], locked=False, bot=False, discoverable=True,
-                                  created_at=now_ms(), last_status_at=None,
-                                  last_active_at=now_ms())
-                self.stores.accounts.insert(tx, account, None)
-                made.append(account)
+                made.append(self._insert_token_only(tx, username))
             return made
 
         return await self.db.write(apply)

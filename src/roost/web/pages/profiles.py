@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from roost.clock import now_ms
+from roost.domain.errors import InvalidInput
 from roost.domain.models import Account, Page, Relationship
 from roost.web.pages.common import (
     ACCOUNTS_PER_PAGE,
@@ -21,6 +23,7 @@ from roost.web.pages.common import (
 )
 from roost.web.pages.timelines import status_page, statuses_fragment
 from roost.web.params import Params
+from roost.web.times import time_param
 
 
 async def account_named(request: Request) -> Account:
@@ -50,6 +53,33 @@ async def profile(request: Request, params: Params) -> Response:
         "account": account, "relationship": await relationship_with(request, account),
         "statuses": statuses, "nav": "profile" if viewer and viewer.id == account.id else "",
         "pager": pager(request, [v.status.id for v in statuses], STATUSES_PER_PAGE)})
+
+
+@page
+async def account_stats(request: Request, params: Params) -> Response:
+    """The follower count at a chosen instant, gains and losses, velocity, milestones."""
+    roost = roost_of(request)
+    account = await account_named(request)
+    now = now_ms()
+    at_text = (params.str("at") or "").strip()
+    at_count: int | None = None
+    at_ms: int | None = None
+    error = ""
+    status = 200
+    if at_text:
+        try:
+            at_ms = time_param(params, "at", now)
+            if at_ms > now:
+                raise InvalidInput("That time is in the future.")
+            at_count = await roost.stats.count_at(account.id, at_ms)
+        except InvalidInput as exc:
+            error, status, at_ms = exc.message, 422, None
+    return render(request, "account_stats.html", {
+        "account": account, "relationship": await relationship_with(request, account),
+        "stats": await roost.stats.stats(account.id),
+        "milestones": await roost.stats.milestones(account.id),
+        "at_text": at_text, "at_ms": at_ms, "at_count": at_count, "error": error,
+        "windows": [("15m", "15 minutes"), ("1h", "Hour"), ("1d", "Day")]}, status=status)
 
 
 def _account_page(params: Params) -> Page:
@@ -99,6 +129,7 @@ async def unfollow(request: Request, params: Params) -> Response:
 
 routes = [
     Route("/@{username}", profile, methods=["GET"]),
+    Route("/@{username}/stats", account_stats, methods=["GET"]),
     Route("/@{username}/followers", followers, methods=["GET"]),
     Route("/@{username}/following", following, methods=["GET"]),
     Route("/@{username}/follow", follow, methods=["POST"]),

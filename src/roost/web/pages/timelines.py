@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.domain.models import Page, StatusView
+from roost.web.pages import races
 from roost.web.pages.common import (
     STATUSES_PER_PAGE,
     me,
@@ -86,15 +87,9 @@ async def tag(request: Request, params: Params) -> Response:
         "pager": pager(request, [v.status.id for v in statuses], STATUSES_PER_PAGE)})
 
 
-@page
-async def races(request: Request, params: Params) -> Response:
-    """The races page's place in the layout (the pages themselves come next)."""
-    return render(request, "races.html", {"nav": "races"})
-
-
 routes = [
     Route("/", home, methods=["GET"]),
     Route("/public", public, methods=["GET"]),
     Route("/tags/{name}", tag, methods=["GET"]),
-    Route("/races", races, methods=["GET"]),
+    *races.routes,
 ]

@@ -2,7 +2,9 @@
  * - the compose box counts characters as the server does (counter.js),
  * - favourite, boost and delete happen in place (the same forms, sent with fetch),
  * - the home timeline shows "N new posts" as they arrive, to reveal on demand,
- * - notifications arrive live, and a profile's followers count follows the account live.
+ * - notifications arrive live, and a profile's followers count follows the account live,
+ * - a profile's follower-history chart and a race's chart and standings update live
+ *   (the charts are drawn by chart.js).
  * Live updates come over the Mastodon streaming WebSocket, signed in by the session cookie.
  */
 (function () {
@@ -258,9 +260,203 @@
     }, list.catchUp);
   }
 
+
+  // -- charts: follower history and races -----------------------------------------------------
+
+  var MINUTE = 60000, HOUR = 3600000, DAY = 86400000, MAX_POINTS = 1500;
+  var STEPS = { minute: MINUTE, hour: HOUR, day: DAY };
+
+  // Points [[ms, count]] from the history API, from ``start`` (ms) to now every ``step``.
+  function history(accountId, start, step) {
+    var now = Date.now();
+    start = Math.max(start, now - (MAX_POINTS - 2) * STEPS[step]);
+    var url = "/api/v1/roost/accounts/" + encodeURIComponent(accountId) +
+              "/followers/history?step=" + step + "&start=" +
+              encodeURIComponent(new Date(start).toISOString());
+    return fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    }).then(function (rows) {
+      return rows.map(function (row) { return [Date.parse(row.at), row.followers_count]; });
+    });
+  }
+
+  var RANGES = {
+    hour: { span: HOUR, step: "minute" },
+    day: { span: DAY, step: "hour" },
+    week: { span: 7 * DAY, step: "hour" }
+  };
+
+  function setUpHistoryChart(figure, onFollowers) {
+    if (!window.RoostChart || !window.fetch) return;
+    var area = figure.querySelector(".chart-area");
+    var accountId = figure.getAttribute("data-account-id");
+    var label = "@" + figure.getAttribute("data-username");
+    var chart = RoostChart.create(area, {});
+    var buttons = figure.querySelectorAll("button[data-range]");
+    var loaded = false;
+    function load(range) {
+      Array.prototype.forEach.call(buttons, function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-range") === range));
+      });
+      var chosen = RANGES[range];
+      var born = Date.parse(figure.getAttribute("data-created-at")) || 0;
+      var start = chosen ? Date.now() - chosen.span : born;
+      var age = Date.now() - born;
+      var step = chosen ? chosen.step : age <= 6 * HOUR ? "minute" : age <= 2 * DAY ? "hour" : "day";
+      history(accountId, start, step).then(function (points) {
+        // "all": drop the empty years before the account's first follower.
+        if (!chosen) {
+          var first = 0;
+          while (first < points.length - 1 && points[first][1] === 0 &&
+                 points[first + 1][1] === 0) first++;
+          points = points.slice(first);
+        }
+        chart.setSeries(accountId, label, points);
+        figure.setAttribute("data-range", range);
+        loaded = true;
+      }).catch(function () {});
+    }
+    Array.prototype.forEach.call(buttons, function (button) {
+      button.addEventListener("click", function () { load(button.getAttribute("data-range")); });
+    });
+    onFollowers(function (count, at) {
+      if (loaded) chart.addPoint(accountId, at, count);
+    });
+    load(figure.getAttribute("data-range") || "day");
+  }
+
+  function formatWhen(iso) {
+    if (!iso) return "–";
+    var d = new Date(iso);
+    var months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                  "Dec"];
+    return d.getUTCDate() + " " + months[d.getUTCMonth()] + " " + d.getUTCFullYear() + ", " +
+           String(d.getUTCHours()).padStart(2, "0") + ":" +
+           String(d.getUTCMinutes()).padStart(2, "0") + " UTC";
+  }
+
+  function setUpRace(raceId) {
+    var table = document.getElementById("standings");
+    var figure = document.getElementById("race-chart");
+    if (!table || !raceId) return;
+    var body = table.querySelector("tbody");
+    var names = {};
+    Array.prototype.forEach.call(body.rows, function (row) {
+      names[row.getAttribute("data-account-id")] = "@" + row.getAttribute("data-username");
+    });
+    var chart = null;
+    var loaded = false;
+    var queued = [];
+    var markersShown = 0;
+
+    function showLeadChanges(changes) {
+      var list = document.getElementById("lead-changes");
+      var empty = document.getElementById("lead-changes-empty");
+      if (list && changes.length > list.children.length) {
+        for (var i = list.children.length; i < changes.length; i++) {
+          var item = document.createElement("li");
+          var time = document.createElement("time");
+          time.setAttribute("datetime", changes[i].at);
+          time.textContent = formatWhen(changes[i].at);
+          item.appendChild(time);
+          item.appendChild(document.createTextNode(": " + (names[changes[i].leader_id] || "?") +
+                                                   " took the lead"));
+          list.appendChild(item);
+        }
+        if (empty) empty.hidden = true;
+      }
+      if (chart) {
+        for (var j = markersShown; j < changes.length; j++) {
+          chart.addMarker(Date.parse(changes[j].at),
+                          (names[changes[j].leader_id] || "?") + " took the lead");
+        }
+        markersShown = changes.length;
+      }
+    }
+
+    function cell(row, field, value) {
+      var found = row.querySelector('[data-field="' + field + '"]');
+      if (found) found.textContent = value;
+    }
+
+    function update(race) {
+      var leader = race.standings.length ? race.standings[0].followers_count : 0;
+      race.standings.forEach(function (s) {
+        var id = String(s.account.id);
+        var row = body.querySelector('tr[data-account-id="' + id + '"]');
+        if (!row) return;
+        row.setAttribute("data-followers", String(s.followers_count));
+        cell(row, "followers", Number(s.followers_count).toLocaleString("en"));
+        cell(row, "gap", Number(leader - s.followers_count).toLocaleString("en"));
+        cell(row, "velocity", Number(s.velocity_per_hour).toFixed(1));
+        cell(row, "projected", formatWhen(s.projected_at));
+        cell(row, "reached", formatWhen(s.reached_at));
+        var follower = row.querySelector('[data-field="follower"]');
+        if (follower && s.milestone_follower && !follower.querySelector("a")) {
+          var link = document.createElement("a");
+          link.href = "/@" + encodeURIComponent(s.milestone_follower.acct);
+          link.textContent = "@" + s.milestone_follower.acct;
+          follower.textContent = "";
+          follower.appendChild(link);
+        }
+        body.appendChild(row); // standings order: the server's
+        var at = Date.now();
+        if (loaded) chart.addPoint(id, at, s.followers_count);
+        else queued.push([id, at, s.followers_count]);
+      });
+      showLeadChanges(race.lead_changes || []);
+      var winner = document.getElementById("race-winner");
+      if (winner && race.winner_id && winner.hidden) {
+        winner.textContent = (names[race.winner_id] || "?") + " won, reaching " +
+          Number(race.target).toLocaleString("en") + " on " + formatWhen(race.finished_at) + ".";
+        winner.hidden = false;
+      }
+    }
+
+    if (figure && window.RoostChart && window.fetch) {
+      chart = RoostChart.create(figure.querySelector(".chart-area"),
+                                { target: Number(figure.getAttribute("data-target")) });
+      var start = Date.parse(figure.getAttribute("data-start"));
+      var step = figure.getAttribute("data-step") || "minute";
+      var ids = Object.keys(names);
+      Promise.all(ids.map(function (id) { return history(id, start, step); }))
+        .then(function (all) {
+          all.forEach(function (points, i) {
+            var id = ids[i];
+            var row = body.querySelector('tr[data-account-id="' + id + '"]');
+            // The page's own numbers end the line, so it is never behind the table.
+            points.push([Date.now(), Number(row.getAttribute("data-followers"))]);
+            chart.setSeries(id, names[id], points);
+          });
+          loaded = true;
+          queued.forEach(function (q) { chart.addPoint(q[0], q[1], q[2]); });
+          queued = [];
+          var changes = [];
+          Array.prototype.forEach.call(document.querySelectorAll("#lead-changes li"),
+                                       function (item) {
+            changes.push({ at: item.getAttribute("data-at"),
+                           leader_id: item.getAttribute("data-leader-id") });
+          });
+          showLeadChanges(changes);
+          figure.setAttribute("data-loaded", "true");
+        }).catch(function () {});
+    }
+
+    stream([{ stream: "roost:race", race_id: raceId }], function (event, payload) {
+      if (event !== "roost.race") return;
+      var race;
+      try { race = JSON.parse(payload); } catch (e) { return; }
+      if (String(race.id) === raceId) update(race);
+    });
+  }
+
   function setUpProfile(accountId) {
     var counts = document.querySelectorAll("[data-followers-count]");
     if (!counts.length || !accountId) return;
+    var listeners = [];
+    var figure = document.getElementById("history-chart");
+    if (figure) setUpHistoryChart(figure, function (listener) { listeners.push(listener); });
     stream([{ stream: "roost:followers", account_id: accountId }], function (event, payload) {
       if (event !== "roost.followers") return;
       var data;
@@ -269,6 +465,8 @@
       Array.prototype.forEach.call(counts, function (element) {
         element.textContent = Number(data.followers_count).toLocaleString("en");
       });
+      var at = Date.parse(data.at) || Date.now();
+      listeners.forEach(function (listener) { listener(data.followers_count, at); });
     });
   }
 
@@ -280,6 +478,7 @@
     if (live === "home") setUpHome();
     else if (live === "notifications") setUpNotifications();
     else if (live === "profile") setUpProfile(document.body.getAttribute("data-account-id"));
+    else if (live === "race") setUpRace(document.body.getAttribute("data-race-id"));
     document.documentElement.classList.add("js");
   }
 
