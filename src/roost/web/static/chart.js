@@ -61,24 +61,29 @@
       series.forEach(function (s) { all = all.concat(s.points); });
       markers.forEach(function (m) { all.push([m.at, null]); });
       if (!all.length) { text(svg, WIDTH / 2, HEIGHT / 2, "No data yet", "chart-label middle"); return; }
-      var t0 = Infinity, t1 = -Infinity, top = 1;
+      var t0 = Infinity, t1 = -Infinity, top = 1, low = Infinity;
       all.forEach(function (p) {
         t0 = Math.min(t0, p[0]); t1 = Math.max(t1, p[0]);
-        if (p[1] !== null) top = Math.max(top, p[1]);
+        if (p[1] !== null) { top = Math.max(top, p[1]); low = Math.min(low, p[1]); }
       });
       var showTarget = target && target <= Math.max(top * 2, 10);
       if (showTarget) top = Math.max(top, target);
-      top = Math.ceil(top * 1.1);
-      if (top % 2) top += 1; // whole numbers on the half-way line
+      if (low === Infinity) low = 0;
+      // Zoom on where the lines are (a race near its target is a close-up, not two flat lines
+      // near the top): the range spans the data, and the target when it is in reach.
+      var span = Math.max(top - low, 2);
+      var bottom = Math.max(0, Math.floor(low - span * 0.1));
+      top = Math.ceil(top + span * 0.1);
+      if ((top - bottom) % 2) top += 1; // whole numbers on the half-way line
       if (t1 <= t0) t1 = t0 + 60000;
       var w = WIDTH - PAD.left - PAD.right, h = HEIGHT - PAD.top - PAD.bottom;
       function x(t) { return PAD.left + (t - t0) / (t1 - t0) * w; }
-      function y(c) { return PAD.top + h - c / top * h; }
+      function y(c) { return PAD.top + h - (c - bottom) / (top - bottom) * h; }
 
-      // Axes: counts at 0, half and top; times at both ends.
+      // Axes: counts at the bottom, half-way and top; times at both ends.
       el("line", { x1: PAD.left, y1: PAD.top + h, x2: PAD.left + w, y2: PAD.top + h,
                    "class": "chart-axis" }, svg);
-      [0, top / 2, top].forEach(function (c) {
+      [bottom, (bottom + top) / 2, top].forEach(function (c) {
         el("line", { x1: PAD.left, y1: y(c), x2: PAD.left + w, y2: y(c), "class": "chart-grid" }, svg);
         text(svg, PAD.left - 6, y(c) + 4, formatCount(c), "chart-label end");
       });

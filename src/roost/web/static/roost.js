@@ -389,7 +389,7 @@
         row.setAttribute("data-followers", String(s.followers_count));
         cell(row, "followers", Number(s.followers_count).toLocaleString("en"));
         cell(row, "gap", Number(leader - s.followers_count).toLocaleString("en"));
-        cell(row, "velocity", Number(s.velocity_per_hour).toFixed(1));
+        cell(row, "velocity", Math.round(Number(s.velocity_per_hour)).toLocaleString("en-US"));
         cell(row, "projected", formatWhen(s.projected_at));
         cell(row, "reached", formatWhen(s.reached_at));
         var follower = row.querySelector('[data-field="follower"]');
