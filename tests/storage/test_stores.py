@@ -631,6 +631,25 @@ def test_pulled_and_recent_pushed(h: Harness) -> None:
     assert h.read(h.s.statuses.recent_pushed, star.id, 1) == [entry(reblog)]
 
 
+def test_pulled_applies_the_viewers_reply_and_reblog_rules(h: Harness) -> None:
+    star, viewer, friend, stranger = (make_account(h, n) for n in
+                                      ("star", "viewer", "friend", "stranger"))
+    h.write(h.s.follows.insert, viewer.id, star.id, new_id(), NOW, False, False)  # no reblogs
+    h.write(h.s.follows.insert, viewer.id, friend.id, new_id(), NOW, True, False)
+    plain = make_status(h, star, pushed=False)
+    to_friend = make_status(h, star, pushed=False, reply_to=make_status(h, friend))
+    to_viewer = make_status(h, star, pushed=False, reply_to=make_status(h, viewer))
+    to_self = make_status(h, star, pushed=False, reply_to=plain)
+    to_stranger = make_status(h, star, pushed=False, reply_to=make_status(h, stranger))
+    reblog = make_status(h, star, pushed=False, reblog_of=make_status(h, friend))
+    seen = [e.status_id for e in h.read(h.s.statuses.pulled, [star.id], Page(),
+                                        viewer_id=viewer.id)]
+    assert seen == [to_self.id, to_viewer.id, to_friend.id, plain.id]
+    assert to_stranger.id not in seen and reblog.id not in seen
+    everything = [e.status_id for e in h.read(h.s.statuses.pulled, [star.id], Page())]
+    assert to_stranger.id in everything and reblog.id in everything
+
+
 def test_reblogs(h: Harness) -> None:
     author = make_account(h, "author")
     original = make_status(h, author)

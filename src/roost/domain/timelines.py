@@ -36,7 +36,7 @@ class TimelineService:
         pulled_authors = self.stores.follows.followed_with_unpushed(tx, account_id)
         if not pulled_authors:
             return pushed
-        pulled = self.stores.statuses.pulled(tx, pulled_authors, page)
+        pulled = self.stores.statuses.pulled(tx, pulled_authors, page, viewer_id=account_id)
         merged = {e.status_id: e for e in pushed + pulled}
         newest = sorted(merged, reverse=True)
         if page.min_id is not None:  # the entries just above min_id, newest first

@@ -176,3 +176,16 @@ def test_inactive_followers_are_skipped_and_rebuilt_on_return(make_api: Any) -> 
     again = bob.get("/api/v1/timelines/home")
     assert again.status_code == 200
     assert _ids(again.json()) == [post["id"]]
+
+
+def test_pulled_authors_follow_the_home_rules_too(make_api: Any) -> None:
+    api = make_api(fanout_pull_above=1, fanout_push_below=1)
+    roost: Roost = api.roost
+    star, fan, other = api.register("star"), api.register("fan"), api.register("other")
+    fan.post(f"/api/v1/accounts/{star.id}/follow", data={"reblogs": "false"})
+    others = other.post_status("hello")
+    plain = star.post_status("for everyone")
+    star.post_status("@other hi", in_reply_to_id=others["id"])  # fan does not follow other
+    star.post(f"/api/v1/statuses/{others['id']}/reblog")  # fan hides star's reblogs
+    wait_for_jobs(roost)
+    assert _ids(fan.get("/api/v1/timelines/home").json()) == [plain["id"]]

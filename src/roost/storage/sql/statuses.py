@@ -9,7 +9,14 @@ from sqlalchemy import bindparam, delete, func, select, update
 
 from roost.domain.models import Page, Status, TimelineEntry, Visibility
 from roost.storage.database import Tx
-from roost.storage.schema import favourites, idempotency_keys, mentions, status_tags, statuses
+from roost.storage.schema import (
+    favourites,
+    follows,
+    idempotency_keys,
+    mentions,
+    status_tags,
+    statuses,
+)
 from roost.storage.sql.common import insert_ignore, newest_first, paged
 
 # Built once with bound parameters: this runs on a hot path, and building a statement per
@@ -99,8 +106,14 @@ class SqlStatusStore:
         )
         return newest_first(tx.execute(paged(stmt, st.status_id, page)).scalars().all(), page)
 
-    def pulled(self, tx: Tx, author_ids: Sequence[int], page: Page) -> list[TimelineEntry]:
-        """Posts of pulled (celebrity) authors that were not pushed, for merging at read time."""
+    def pulled(self, tx: Tx, author_ids: Sequence[int], page: Page,
+               viewer_id: int | None = None) -> list[TimelineEntry]:
+        """Posts of pulled (celebrity) authors that were not pushed, for merging at read time.
+
+        For ``viewer_id``, the rules fan-out applies to pushed posts hold here too: a reply
+        reaches the viewer only if it answers the author themself, the viewer, or someone the
+        viewer follows; reblogs of an author whose reblogs the viewer hides are left out.
+        """
         if not author_ids:
             return []
         c = statuses.c
@@ -109,6 +122,18 @@ class SqlStatusStore:
             c.pushed.is_(False),
             c.visibility != Visibility.DIRECT.value,
         )
+        if viewer_id is not None:
+            followed = select(follows.c.target_account_id).where(
+                follows.c.account_id == viewer_id)
+            hiding_reblogs = select(follows.c.target_account_id).where(
+                follows.c.account_id == viewer_id, follows.c.show_reblogs.is_(False))
+            stmt = stmt.where(
+                c.in_reply_to_account_id.is_(None)
+                | (c.in_reply_to_account_id == c.account_id)
+                | (c.in_reply_to_account_id == viewer_id)
+                | c.in_reply_to_account_id.in_(followed),
+                c.reblog_of_id.is_(None) | c.account_id.not_in(hiding_reblogs),
+            )
         rows = newest_first(tx.execute(paged(stmt, c.id, page)).all(), page)
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
