@@ -54,7 +54,8 @@ def _open(settings: Settings) -> Any:
               help="Data folder (ROOST_DATA_DIR).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
-    """Run the web server and the background worker in one process."""
+    """Run the web server, and the background worker in the same process unless
+    ROOST_EMBEDDED_WORKER=false (then run `roost worker` processes)."""
     import uvicorn
 
     from roost.runtime import Roost

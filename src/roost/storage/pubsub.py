@@ -33,12 +33,36 @@ class Overflowed(Exception):
     """The listener fell too far behind and was dropped."""
 
 
-class _LocalSubscription:
-    def __init__(self, hub: LocalPubSub) -> None:
-        self._hub = hub
+class Inbox:
+    """One listener's queue of (channel, message); a listener that falls QUEUE_LIMIT behind
+    is dropped (its next ``get`` raises Overflowed) rather than slowing everyone down."""
+
+    def __init__(self) -> None:
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(QUEUE_LIMIT)
         self.channels: set[str] = set()
         self.overflowed = False
+
+    def deliver(self, channel: str, message: str) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait((channel, message))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._queue = asyncio.Queue(1)
+            self._queue.put_nowait(None)
+
+    async def get(self) -> tuple[str, str]:
+        item = await self._queue.get()
+        if item is None:
+            raise Overflowed()
+        return item
+
+
+class _LocalSubscription(Inbox):
+    def __init__(self, hub: LocalPubSub) -> None:
+        super().__init__()
+        self._hub = hub
 
     async def add(self, channels: Iterable[str]) -> None:
         for channel in channels:
@@ -53,20 +77,6 @@ class _LocalSubscription:
                 listeners.discard(self)
                 if not listeners:
                     del self._hub.listeners[channel]
-
-    def deliver(self, channel: str, message: str) -> None:
-        try:
-            self._queue.put_nowait((channel, message))
-        except asyncio.QueueFull:
-            self.overflowed = True
-            self._queue = asyncio.Queue(1)
-            self._queue.put_nowait(None)
-
-    async def get(self) -> tuple[str, str]:
-        item = await self._queue.get()
-        if item is None:
-            raise Overflowed()
-        return item
 
     async def close(self) -> None:
         await self.remove(list(self.channels))

@@ -104,33 +104,6 @@ def test_timelines_are_capped_as_they_are_written(make_api: Any, redis_url: str,
     home = bob.get("/api/v1/timelines/home", params={"limit": 40}).json()
     assert _ids(home) == posts[::-1][:5]
 
-
-def test_celebrity_posts_are_merged_at_read_time(make_api: Any, redis_url: str,
-                                                 redis_prefix: str) -> None:
-    api = make_api(redis_url=redis_url, redis_prefix=redis_prefix,
-                   fanout_pull_above=3, fanout_push_below=2)
-    roost: Roost = api.roost
-    star = api.register("star")
-    fans = [api.register(f"fan{i}") for i in range(3)]
-    before = star.post_status("pushed before")
-    for fan in fans:
-        fan.follow(star)
-    wait_for_jobs(roost)
-    pulled = star.post_status("merged at read")
-    assert roost.db.read_sync(roost.stores.jobs.pending_count) == 0  # no fan-out job
-    for fan in fans:
-        assert _ids(fan.get("/api/v1/timelines/home").json()) == [pulled["id"], before["id"]]
-    fans[0].post(f"/api/v1/accounts/{star.id}/unfollow")
-    fans[1].post(f"/api/v1/accounts/{star.id}/unfollow")
-    after = star.post_status("pushed after")
-    wait_for_jobs(roost)
-    home = _ids(fans[2].get("/api/v1/timelines/home").json())
-    assert home == [after["id"], pulled["id"], before["id"]]
-    page = _ids(fans[2].get("/api/v1/timelines/home", params={"limit": 2}).json())
-    assert page == [after["id"], pulled["id"]]
-    assert fans[0].get("/api/v1/timelines/home").json() == []
-
-
 def _wait_subscribed(client: redis.Redis, channel: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

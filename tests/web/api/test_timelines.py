@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from roost.domain.models import Page
 from roost.runtime import Roost
 from tests.conftest import Api, wait_for_jobs
@@ -112,8 +114,18 @@ def test_public_and_tag_timelines(api: Api) -> None:
     assert api.client.get("/api/v1/timelines/tag/nothing").json() == []
 
 
-def test_celebrity_posts_are_merged_at_read_time(make_api: Any) -> None:
-    api = make_api(fanout_pull_above=3, fanout_push_below=2)
+@pytest.fixture(params=["sql", "redis"])
+def timeline_backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for home timelines in the database, or in Redis."""
+    if request.param == "sql":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix")}
+
+
+def test_celebrity_posts_are_merged_at_read_time(make_api: Any,
+                                                 timeline_backend: dict[str, str]) -> None:
+    api = make_api(fanout_pull_above=3, fanout_push_below=2, **timeline_backend)
     roost: Roost = api.roost
     star = api.register("star")
     fans = [api.register(f"fan{i}") for i in range(3)]

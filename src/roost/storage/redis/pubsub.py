@@ -33,7 +33,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub as RedisConnectionPubSub
 
-from roost.storage.pubsub import QUEUE_LIMIT, Overflowed
+from roost.storage.pubsub import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +42,16 @@ OUTBOX_LIMIT = 50_000  # queued publishes beyond which ``publish`` waits for the
 _TRAILING_ID = re.compile(r":(\d+)$")
 
 
-class _RedisSubscription:
+class _RedisSubscription(Inbox):
     def __init__(self, hub: RedisPubSub) -> None:
+        super().__init__()
         self._hub = hub
-        self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.channels: set[str] = set()
-        self.overflowed = False
 
     async def add(self, channels: Iterable[str]) -> None:
         await self._hub.attach(self, list(channels))
 
     async def remove(self, channels: Iterable[str]) -> None:
         await self._hub.detach(self, list(channels))
-
-    def deliver(self, channel: str, message: str) -> None:
-        if self.overflowed:
-            return
-        try:
-            self._queue.put_nowait((channel, message))
-        except asyncio.QueueFull:
-            self.overflowed = True
-            self._queue = asyncio.Queue(1)
-            self._queue.put_nowait(None)
-
-    async def get(self) -> tuple[str, str]:
-        item = await self._queue.get()
-        if item is None:
-            raise Overflowed()
-        return item
 
     async def close(self) -> None:
         await self.remove(list(self.channels))
