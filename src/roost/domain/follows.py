@@ -44,44 +44,53 @@ class FollowService:
 
         def apply(tx: Tx) -> Relationship:
             target = self._target(tx, follower_id, target_id)
-            existing = self.stores.follows.get(tx, follower_id, target_id)
             show_reblogs = True if reblogs is None else reblogs
+            # The common case first: a new follow of an open account is one insert that
+            # succeeds; only when it finds the edge already there are its options read.
+            if not target.locked and self._add_edge(tx, follower_id, target, show_reblogs,
+                                                    bool(notify_posts)):
+                return self.relationships_in(tx, follower_id, [target_id])[0]
+            existing = self.stores.follows.get(tx, follower_id, target_id)
             if existing is not None:
                 show_reblogs = existing[0] if reblogs is None else reblogs
                 notifying = existing[1] if notify_posts is None else notify_posts
                 if (show_reblogs, notifying) != existing:
                     self.stores.follows.update(tx, follower_id, target_id, show_reblogs, notifying)
-            elif target.locked:
-                if self.stores.follow_requests.insert(tx, follower_id, target_id, new_id(),
-                                                      now_ms(), show_reblogs, bool(notify_posts)):
-                    notify(self.stores, tx, target_id, "follow_request", follower_id)
-            else:
-                self._add_edge(tx, follower_id, target_id, show_reblogs, bool(notify_posts))
+            elif target.locked and self.stores.follow_requests.insert(
+                    tx, follower_id, target_id, new_id(), now_ms(), show_reblogs,
+                    bool(notify_posts)):
+                notify(self.stores, tx, target_id, "follow_request", follower_id)
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
 
-    def _add_edge(self, tx: Tx, follower_id: int, target_id: int, show_reblogs: bool,
-                  notifying: bool, *, notify_target: bool = True) -> None:
+    def _add_edge(self, tx: Tx, follower_id: int, target: Account, show_reblogs: bool,
+                  notifying: bool, *, notify_target: bool = True) -> bool:
+        """Insert the edge with its counters, event, notification and backfill; False (and
+        nothing changed) when the edge already exists."""
         at = now_ms()
         stores = self.stores
+        target_id = target.id
         if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
                                      notifying):
-            return
+            return False
         stores.counters.add(tx, target_id, follower_id % self.shards, followers=1)
         stores.counters.add(tx, follower_id, target_id % self.shards, following=1)
         stores.follows.record_event(tx, target_id, follower_id, +1, new_id(), at)
         if notify_target:
             notify(stores, tx, target_id, "follow", follower_id)
-        stores.jobs.enqueue(tx, "backfill", {"account_id": follower_id, "author_id": target_id},
-                            run_after=0)
-        followers = self._update_fanout_mode(tx, target_id, follower_id)
+        if target.last_status_at is not None:  # (nothing to backfill from a silent account)
+            stores.jobs.enqueue(tx, "backfill",
+                                {"account_id": follower_id, "author_id": target_id},
+                                run_after=0)
+        followers = self._update_fanout_mode(tx, target, follower_id)
         emit(tx, FollowersChanged(target_id, followers, at))
         self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
+        return True
 
     async def unfollow(self, follower_id: int, target_id: int) -> Relationship:
         def apply(tx: Tx) -> Relationship:
-            self._target(tx, follower_id, target_id)
+            target = self._target(tx, follower_id, target_id)
             stores = self.stores
             if stores.follow_requests.take(tx, follower_id, target_id) is not None:
                 withdraw(stores, tx, target_id, "follow_request", follower_id)
@@ -94,26 +103,29 @@ class FollowService:
                 stores.jobs.enqueue(tx, "forget_author",
                                     {"account_id": follower_id, "author_id": target_id},
                                     run_after=0)
-                followers = self._update_fanout_mode(tx, target_id, follower_id)
+                followers = self._update_fanout_mode(tx, target, follower_id)
                 emit(tx, FollowersChanged(target_id, followers, at))
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
 
-    def _update_fanout_mode(self, tx: Tx, account_id: int, follower_id: int) -> int:
+    def _update_fanout_mode(self, tx: Tx, account: Account, follower_id: int) -> int:
         """Switch an author between push and pull fan-out, with hysteresis, after
-        ``follower_id`` followed or unfollowed; returns the author's follower count."""
-        account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
-        if not account.pulled and account.followers_count >= self.pull_above:
+        ``follower_id`` followed or unfollowed; returns the author's follower count.
+        ``account`` was loaded earlier in this transaction: its mode is still current (only
+        this method changes it), its count is not, so the count is read again."""
+        account_id = account.id
+        followers = self.stores.counters.totals(tx, [account_id]).get(account_id, (0, 0, 0))[0]
+        if not account.pulled and followers >= self.pull_above:
             # has_unpushed at once, so readers and live streams start merging this author
             # before its first unpushed post.
             self.stores.accounts.update(tx, account_id, {"pulled": True, "has_unpushed": True})
             emit(tx, PulledFollowChanged(account_id, None))
-        elif account.pulled and account.followers_count < self.push_below:
+        elif account.pulled and followers < self.push_below:
             self.stores.accounts.update(tx, account_id, {"pulled": False})
         if account.pulled:
             emit(tx, PulledFollowChanged(account_id, follower_id))
-        return account.followers_count
+        return followers
 
     async def authorize_request(self, account_id: int, requester_id: int) -> Relationship:
         """Accept a follow request: the requester now follows ``account_id``."""
@@ -123,7 +135,8 @@ class FollowService:
             if options is None:
                 raise NotFound()
             withdraw(self.stores, tx, account_id, "follow_request", requester_id)
-            self._add_edge(tx, requester_id, account_id, *options, notify_target=False)
+            account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
+            self._add_edge(tx, requester_id, account, *options, notify_target=False)
             return self.relationships_in(tx, account_id, [requester_id])[0]
 
         return await self.db.write(apply)
@@ -138,7 +151,9 @@ class FollowService:
                 options = self.stores.follow_requests.take(tx, requester_id, account_id)
                 if options is not None:
                     withdraw(self.stores, tx, account_id, "follow_request", requester_id)
-                    self._add_edge(tx, requester_id, account_id, *options)
+                    # (loaded per edge: the previous edge may have switched its fan-out mode)
+                    account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
+                    self._add_edge(tx, requester_id, account, *options)
 
     async def reject_request(self, account_id: int, requester_id: int) -> Relationship:
         def apply(tx: Tx) -> Relationship:

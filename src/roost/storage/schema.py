@@ -49,6 +49,8 @@ accounts = Table(
     # rebuilt when they come back (home_rebuilding while that runs).
     Column("last_active_at", BigInteger, nullable=False, default=0, server_default="0"),
     Column("home_rebuilding", Boolean, nullable=False, default=False, server_default="0"),
+    # Every home read asks which of the few accounts with unpushed posts the reader follows.
+    Index("ix_accounts_has_unpushed", "has_unpushed"),
 )
 
 # Counters are spread over shard rows and summed on read, so a follow storm into one account

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from roost import MASTODON_API_VERSION, __version__
@@ -57,17 +58,25 @@ def account(site: Site, a: Account) -> JsonObject:
         "emojis": [],
         "roles": [],
         "fields": [
-            {"name": f.name, "value": content.render_field_value(f.value), "verified_at": None}
+            {"name": f.name, "value": _field_html(f.value), "verified_at": None}
             for f in a.fields
         ],
     }
 
 
+# Rendering a bio or a field parses and sanitises it; the same few accounts appear on every
+# page, so each distinct text is rendered once (the results depend on nothing else).
+@lru_cache(maxsize=8192)
 def _note_html(site: Site, note: str) -> str:
     if not note.strip():
         return ""
     return content.render(note, profile_url=site.profile_url, tag_url=site.tag_url,
                           local_domain=site.domain)
+
+
+@lru_cache(maxsize=8192)
+def _field_html(value: str) -> str:
+    return content.render_field_value(value)
 
 
 def credential_account(site: Site, a: Account, follow_requests_count: int = 0) -> JsonObject:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from roost.domain.models import Account, ProfileField
 from roost.storage.database import Tx
 from roost.storage.schema import account_counters, accounts, follows, statuses
+from roost.storage.sql.raw import Raw
 
 
 def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
@@ -21,10 +22,11 @@ def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
         username=row.username,
         display_name=row.display_name,
         note=row.note,
-        fields=[ProfileField(f["name"], f["value"]) for f in json.loads(row.fields)],
-        locked=row.locked,
-        bot=row.bot,
-        discoverable=row.discoverable,
+        fields=([ProfileField(f["name"], f["value"]) for f in json.loads(row.fields)]
+                if row.fields != "[]" else []),
+        locked=bool(row.locked),
+        bot=bool(row.bot),
+        discoverable=bool(row.discoverable),
         created_at=row.created_at,
         last_status_at=row.last_status_at,
         followers_count=followers,
@@ -32,41 +34,45 @@ def _account(row: Any, counts: tuple[int, int, int] | None) -> Account:
         statuses_count=statuses_count,
         email=row.email,
         locale=row.locale,
-        is_admin=row.is_admin,
-        pulled=row.pulled,
+        is_admin=bool(row.is_admin),
+        pulled=bool(row.pulled),
         last_active_at=row.last_active_at,
-        home_rebuilding=row.home_rebuilding,
+        home_rebuilding=bool(row.home_rebuilding),
     )
 
 
 _COLUMNS = [c for c in accounts.c if c.name != "password_hash"]
 
 # The statements on every request's path (authentication loads the account, hydration loads
-# authors, a follow bumps two counters) are built once, with bound parameters: building one
-# per call costs several times more Python than running it (see BENCHMARKS.md).
-_BY_IDS = select(*_COLUMNS).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
-_TOTALS = (
-    select(account_counters.c.account_id, func.sum(account_counters.c.followers),
-           func.sum(account_counters.c.following), func.sum(account_counters.c.statuses))
-    .where(account_counters.c.account_id.in_(bindparam("ids", expanding=True)))
-    .group_by(account_counters.c.account_id)
-)
+# authors, a follow bumps two counters) run on the driver's cursor (``raw.py``): through
+# SQLAlchemy's execution machinery they cost several times the lookup itself (BENCHMARKS.md).
+_AccountRow = namedtuple("_AccountRow", [c.name for c in _COLUMNS])  # type: ignore[misc]
+_BY_IDS = Raw(f"SELECT {', '.join(_AccountRow._fields)} FROM accounts WHERE id IN ids(:ids)",
+              lists=["ids"])
+_TOTALS = Raw("SELECT account_id, SUM(followers), SUM(following), SUM(statuses)"
+              " FROM account_counters WHERE account_id IN ids(:ids) GROUP BY account_id",
+              lists=["ids"])
+_COUNTER_ADD = Raw(
+    "INSERT INTO account_counters (account_id, shard, followers, following, statuses)"
+    " VALUES (:account_id, :shard, :followers, :following, :statuses)"
+    " ON CONFLICT (account_id, shard) DO UPDATE SET"
+    " followers = account_counters.followers + excluded.followers,"
+    " following = account_counters.following + excluded.following,"
+    " statuses = account_counters.statuses + excluded.statuses")
 
 
-def _counter_upsert(stmt: Any) -> Any:
-    """INSERT a counter row, or add its values to the existing row (parameters at execution)."""
-    return stmt.on_conflict_do_update(
-        index_elements=["account_id", "shard"],
-        set_={
-            "followers": account_counters.c.followers + stmt.excluded.followers,
-            "following": account_counters.c.following + stmt.excluded.following,
-            "statuses": account_counters.c.statuses + stmt.excluded.statuses,
-        },
-    )
+_UPDATES: dict[tuple[str, ...], Any] = {}
 
 
-_COUNTER_ADD = {"postgresql": _counter_upsert(postgresql.insert(account_counters)),
-                "sqlite": _counter_upsert(sqlite.insert(account_counters))}
+def _update_of(columns: tuple[str, ...]) -> Any:
+    """``UPDATE accounts SET <columns> WHERE id = :account_id``, built once per set of columns
+    (every post updates ``last_status_at``; every hour's first request ``last_active_at``)."""
+    stmt = _UPDATES.get(columns)
+    if stmt is None:
+        stmt = _UPDATES[columns] = (
+            update(accounts).where(accounts.c.id == bindparam("account_id"))
+            .values({name: bindparam(name) for name in columns}))
+    return stmt
 
 
 class SqlAccountStore:
@@ -104,7 +110,7 @@ class SqlAccountStore:
         wanted = list(set(ids))
         if not wanted:
             return {}
-        rows = tx.execute(_BY_IDS, {"ids": wanted}).all()
+        rows = [_AccountRow._make(r) for r in _BY_IDS.all(tx, {"ids": wanted})]
         return {a.id: a for a in self._load(tx, rows)}
 
     def by_username(self, tx: Tx, username: str) -> Account | None:
@@ -134,7 +140,7 @@ class SqlAccountStore:
         values = dict(changes)
         if "fields" in values:
             values["fields"] = json.dumps([f.__dict__ for f in values["fields"]])  # type: ignore[attr-defined]
-        tx.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+        tx.execute(_update_of(tuple(sorted(values))), {**values, "account_id": account_id})
 
     def search(self, tx: Tx, query: str, limit: int, offset: int) -> list[Account]:
         needle = query.lower().lstrip("@").split("@")[0]
@@ -160,16 +166,14 @@ class SqlAccountStore:
 class SqlCounterStore:
     def add(self, tx: Tx, account_id: int, shard: int, *, followers: int = 0,
             following: int = 0, statuses: int = 0) -> None:
-        stmt = _COUNTER_ADD["postgresql" if tx.dialect.name == "postgresql" else "sqlite"]
-        tx.execute(stmt, {"account_id": account_id, "shard": shard, "followers": followers,
-                          "following": following, "statuses": statuses})
+        _COUNTER_ADD.run(tx, {"account_id": account_id, "shard": shard, "followers": followers,
+                              "following": following, "statuses": statuses})
 
     def totals(self, tx: Tx, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
         wanted = list(ids)
         if not wanted:
             return {}
-        rows = tx.execute(_TOTALS, {"ids": wanted}).all()
-        return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in _TOTALS.all(tx, {"ids": wanted})}
 
     def total_statuses(self, tx: Tx) -> int:
         return int(tx.execute(select(func.sum(account_counters.c.statuses))).scalar() or 0)

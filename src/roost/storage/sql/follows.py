@@ -4,52 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 
 from roost.domain.models import Page
 from roost.storage.database import Tx
-from roost.storage.schema import accounts, follow_events, follow_requests, follows
-from roost.storage.sql.common import insert_ignore, insert_ignore_once, newest_first, paged
+from roost.storage.schema import accounts, follow_requests, follows
+from roost.storage.sql.common import insert_ignore, newest_first, paged
+from roost.storage.sql.raw import Raw
 
-# Built once with bound parameters: this runs on a hot path, and building a statement per
-# call costs several times more Python than executing it (see BENCHMARKS.md).
-_GET = select(follows.c.show_reblogs, follows.c.notify).where(
-    follows.c.account_id == bindparam("follower_id"),
-    follows.c.target_account_id == bindparam("target_id"),
-)
-_FOLLOWING_OF = select(
-    follows.c.target_account_id, follows.c.show_reblogs, follows.c.notify
-).where(follows.c.account_id == bindparam("viewer_id"),
-        follows.c.target_account_id.in_(bindparam("ids", expanding=True)))
-_FOLLOWED_BY = select(follows.c.account_id).where(
-    follows.c.target_account_id == bindparam("viewer_id"),
-    follows.c.account_id.in_(bindparam("ids", expanding=True)),
-)
-_FOLLOWED_WITH_UNPUSHED = (
-    select(follows.c.target_account_id)
-    .join(accounts, accounts.c.id == follows.c.target_account_id)
-    .where(follows.c.account_id == bindparam("follower_id"), accounts.c.has_unpushed.is_(True))
-    .order_by(follows.c.target_account_id)
-)
-_RECORD_EVENT = follow_events.insert()
-_PENDING_FROM = select(follow_requests.c.target_account_id).where(
-    follow_requests.c.account_id == bindparam("requester_id"),
-    follow_requests.c.target_account_id.in_(bindparam("ids", expanding=True)),
-)
-_PENDING_TO = select(follow_requests.c.account_id).where(
-    follow_requests.c.target_account_id == bindparam("target_id"),
-    follow_requests.c.account_id.in_(bindparam("ids", expanding=True)),
-)
+# A follow, its answer (the relationship) and every home read run these: on the driver's
+# cursor (raw.py).
+_INSERT = Raw("INSERT INTO follows"
+              " (account_id, target_account_id, id, show_reblogs, notify, created_at)"
+              " VALUES (:follower_id, :target_id, :id, :show_reblogs, :notify, :created_at)"
+              " ON CONFLICT DO NOTHING")
+_GET = Raw("SELECT show_reblogs, notify FROM follows"
+           " WHERE account_id = :follower_id AND target_account_id = :target_id")
+_FOLLOWING_OF = Raw("SELECT target_account_id, show_reblogs, notify FROM follows"
+                    " WHERE account_id = :viewer_id AND target_account_id IN ids(:ids)",
+                    lists=["ids"])
+_FOLLOWED_BY = Raw("SELECT account_id FROM follows"
+                   " WHERE target_account_id = :viewer_id AND account_id IN ids(:ids)",
+                   lists=["ids"])
+# From the few accounts with unpushed posts (ix_accounts_has_unpushed) to the follow edge, not
+# from the reader's hundreds of follows to their accounts.
+_FOLLOWED_WITH_UNPUSHED = Raw(
+    "SELECT accounts.id FROM accounts WHERE accounts.has_unpushed = TRUE AND EXISTS"
+    " (SELECT 1 FROM follows WHERE follows.account_id = :follower_id"
+    " AND follows.target_account_id = accounts.id) ORDER BY accounts.id")
+_RECORD_EVENT = Raw("INSERT INTO follow_events (target_account_id, id, account_id, delta,"
+                    " created_at) VALUES (:target_id, :id, :follower_id, :delta, :created_at)")
+_PENDING_FROM = Raw("SELECT target_account_id FROM follow_requests"
+                    " WHERE account_id = :requester_id AND target_account_id IN ids(:ids)",
+                    lists=["ids"])
+_PENDING_TO = Raw("SELECT account_id FROM follow_requests"
+                  " WHERE target_account_id = :target_id AND account_id IN ids(:ids)",
+                  lists=["ids"])
 
 
 class SqlFollowStore:
     def insert(self, tx: Tx, follower_id: int, target_id: int, follow_id: int, at: int,
                show_reblogs: bool, notify: bool) -> bool:
-        result = tx.execute(insert_ignore_once(tx, follows), {
-            "account_id": follower_id, "target_account_id": target_id, "id": follow_id,
+        return _INSERT.rowcount(tx, {
+            "follower_id": follower_id, "target_id": target_id, "id": follow_id,
             "show_reblogs": show_reblogs, "notify": notify, "created_at": at,
-        })
-        return result.rowcount == 1
+        }) == 1
 
     def delete(self, tx: Tx, follower_id: int, target_id: int) -> bool:
         result = tx.execute(delete(follows).where(
@@ -64,8 +63,8 @@ class SqlFollowStore:
         ).values(show_reblogs=show_reblogs, notify=notify))
 
     def get(self, tx: Tx, follower_id: int, target_id: int) -> tuple[bool, bool] | None:
-        row = tx.execute(_GET, {"follower_id": follower_id, "target_id": target_id}).first()
-        return (row[0], row[1]) if row else None
+        row = _GET.first(tx, {"follower_id": follower_id, "target_id": target_id})
+        return (bool(row[0]), bool(row[1])) if row else None
 
     def followers_page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
         stmt = select(follows.c.id, follows.c.account_id).where(
@@ -86,13 +85,13 @@ class SqlFollowStore:
         """For each of ``ids`` the viewer follows: (show_reblogs, notify)."""
         if not ids:
             return {}
-        rows = tx.execute(_FOLLOWING_OF, {"viewer_id": viewer_id, "ids": list(ids)})
-        return {r[0]: (r[1], r[2]) for r in rows}
+        rows = _FOLLOWING_OF.all(tx, {"viewer_id": viewer_id, "ids": ids})
+        return {r[0]: (bool(r[1]), bool(r[2])) for r in rows}
 
     def followed_by(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(_FOLLOWED_BY, {"viewer_id": viewer_id, "ids": list(ids)}).scalars())
+        return set(_FOLLOWED_BY.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
 
     def followed_ids(self, tx: Tx, follower_id: int) -> list[int]:
         return list(tx.execute(
@@ -102,7 +101,7 @@ class SqlFollowStore:
 
     def followed_with_unpushed(self, tx: Tx, follower_id: int) -> list[int]:
         """Accounts the follower follows whose unpushed posts must be merged into their home."""
-        return list(tx.execute(_FOLLOWED_WITH_UNPUSHED, {"follower_id": follower_id}).scalars())
+        return _FOLLOWED_WITH_UNPUSHED.scalars(tx, {"follower_id": follower_id})
 
     def fanout_targets(self, tx: Tx, author_id: int, after: int, limit: int,
                        reply_to_account_id: int | None, is_reblog: bool,
@@ -137,8 +136,8 @@ class SqlFollowStore:
 
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
                      event_id: int, at: int) -> None:
-        tx.execute(_RECORD_EVENT, {"target_account_id": target_id, "id": event_id,
-                                   "account_id": follower_id, "delta": delta, "created_at": at})
+        _RECORD_EVENT.run(tx, {"target_id": target_id, "id": event_id,
+                               "follower_id": follower_id, "delta": delta, "created_at": at})
 
 
 class SqlFollowRequestStore:
@@ -161,13 +160,12 @@ class SqlFollowRequestStore:
     def pending_from(self, tx: Tx, requester_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(_PENDING_FROM, {"requester_id": requester_id,
-                                              "ids": list(ids)}).scalars())
+        return set(_PENDING_FROM.scalars(tx, {"requester_id": requester_id, "ids": ids}))
 
     def pending_to(self, tx: Tx, target_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(_PENDING_TO, {"target_id": target_id, "ids": list(ids)}).scalars())
+        return set(_PENDING_TO.scalars(tx, {"target_id": target_id, "ids": ids}))
 
     def page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
         r = follow_requests.c

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 
 from roost.domain.models import App, AuthCode, Token
 from roost.storage.database import Tx
 from roost.storage.schema import apps, oauth_codes, tokens
+from roost.storage.sql.raw import Raw
 
-# Built once with bound parameters: this runs on a hot path, and building a statement per
-# call costs several times more Python than executing it (see BENCHMARKS.md).
-_TOKEN_BY_HASH = select(tokens).where(tokens.c.token_hash == bindparam("token_hash"),
-                                      tokens.c.revoked_at.is_(None))
+# Every authenticated request runs these: on the driver's cursor (raw.py).
+_TOKEN_BY_HASH = Raw("SELECT id, app_id, account_id, scopes, created_at FROM tokens"
+                     " WHERE token_hash = :token_hash AND revoked_at IS NULL")
+_APP_BY_ID = Raw("SELECT id, name, website, redirect_uris, scopes, client_id, client_secret,"
+                 " created_at FROM apps WHERE id = :id")
 
 
 def _app(row: Any) -> App:
@@ -38,8 +40,9 @@ class SqlOAuthStore:
         return _app(row) if row else None
 
     def app_by_id(self, tx: Tx, app_id: int) -> App | None:
-        row = tx.execute(select(apps).where(apps.c.id == app_id)).first()
-        return _app(row) if row else None
+        row = _APP_BY_ID.first(tx, {"id": app_id})
+        return App(row[0], row[1], row[2], row[3].split("\n"), row[4].split(), row[5], row[6],
+                   row[7]) if row else None
 
     def insert_code(self, tx: Tx, code_hash: str, code: AuthCode) -> None:
         tx.execute(oauth_codes.insert().values(
@@ -68,8 +71,8 @@ class SqlOAuthStore:
         ))
 
     def token_by_hash(self, tx: Tx, token_hash: str) -> Token | None:
-        row = tx.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
-        return _token(row) if row else None
+        row = _TOKEN_BY_HASH.first(tx, {"token_hash": token_hash})
+        return Token(row[0], row[1], row[2], row[3].split(), row[4]) if row else None
 
     def token_by_refresh(self, tx: Tx, refresh_hash: str) -> Token | None:
         row = tx.execute(select(tokens).where(

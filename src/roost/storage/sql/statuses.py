@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 
 from roost.domain.models import Page, Status, TimelineEntry, Visibility
 from roost.storage.database import Tx
@@ -18,26 +19,29 @@ from roost.storage.schema import (
     statuses,
 )
 from roost.storage.sql.common import insert_ignore, newest_first, paged
+from roost.storage.sql.raw import Raw
 
-# Built once with bound parameters: this runs on a hot path, and building a statement per
-# call costs several times more Python than executing it (see BENCHMARKS.md).
-_BY_IDS = select(statuses).where(statuses.c.id.in_(bindparam("ids", expanding=True)))
-_REBLOGGED = select(statuses.c.reblog_of_id).where(
-    statuses.c.account_id == bindparam("viewer_id"),
-    statuses.c.reblog_of_id.in_(bindparam("ids", expanding=True)),
-)
-_MENTIONS_OF = select(mentions.c.status_id, mentions.c.account_id).where(
-    mentions.c.status_id.in_(bindparam("ids", expanding=True))
-).order_by(mentions.c.status_id, mentions.c.account_id)
+# Hydrating a timeline page runs these on every read: on the driver's cursor (raw.py).
+_STATUS_COLUMNS: list[str] = [c.name for c in statuses.c]
+_StatusRow = namedtuple("_StatusRow", _STATUS_COLUMNS)  # type: ignore[misc]
+_BY_IDS = Raw(f"SELECT {', '.join(_STATUS_COLUMNS)} FROM statuses WHERE id IN ids(:ids)",
+              lists=["ids"])
+_REBLOGGED = Raw("SELECT reblog_of_id FROM statuses"
+                 " WHERE account_id = :viewer_id AND reblog_of_id IN ids(:ids)", lists=["ids"])
+_INSERT = Raw(
+    f"INSERT INTO statuses ({', '.join(_STATUS_COLUMNS)})"
+    f" VALUES ({', '.join(':' + name for name in _STATUS_COLUMNS)})")
+_MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
+                   " ORDER BY status_id, account_id", lists=["ids"])
 
 
 def _status(row: Any) -> Status:
     return Status(
         id=row.id, account_id=row.account_id, text=row.text, content=row.content,
-        spoiler_text=row.spoiler_text, sensitive=row.sensitive,
+        spoiler_text=row.spoiler_text, sensitive=bool(row.sensitive),
         visibility=Visibility(row.visibility), language=row.language,
         in_reply_to_id=row.in_reply_to_id, in_reply_to_account_id=row.in_reply_to_account_id,
-        reblog_of_id=row.reblog_of_id, pushed=row.pushed, replies_count=row.replies_count,
+        reblog_of_id=row.reblog_of_id, pushed=bool(row.pushed), replies_count=row.replies_count,
         reblogs_count=row.reblogs_count, favourites_count=row.favourites_count,
         created_at=row.created_at, edited_at=row.edited_at,
     )
@@ -45,7 +49,7 @@ def _status(row: Any) -> Status:
 
 class SqlStatusStore:
     def insert(self, tx: Tx, status: Status) -> None:
-        tx.execute(statuses.insert().values(
+        _INSERT.run(tx, dict(
             id=status.id, account_id=status.account_id, text=status.text, content=status.content,
             spoiler_text=status.spoiler_text, sensitive=status.sensitive,
             visibility=status.visibility.value, language=status.language,
@@ -59,8 +63,7 @@ class SqlStatusStore:
         wanted = list(set(ids))
         if not wanted:
             return {}
-        rows = tx.execute(_BY_IDS, {"ids": wanted})
-        return {r.id: _status(r) for r in rows}
+        return {r[0]: _status(_StatusRow._make(r)) for r in _BY_IDS.all(tx, {"ids": wanted})}
 
     def delete(self, tx: Tx, status_id: int) -> None:
         tx.execute(delete(mentions).where(mentions.c.status_id == status_id))
@@ -163,7 +166,7 @@ class SqlStatusStore:
     def reblogged(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()
-        return set(tx.execute(_REBLOGGED, {"viewer_id": viewer_id, "ids": list(ids)}).scalars())
+        return set(_REBLOGGED.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
 
     def rebloggers_page(self, tx: Tx, status_id: int, page: Page) -> list[tuple[int, int]]:
         stmt = select(statuses.c.id, statuses.c.account_id).where(
@@ -189,7 +192,7 @@ class SqlStatusStore:
         if not ids:
             return {}
         out: dict[int, list[int]] = {}
-        for status_id, account_id in tx.execute(_MENTIONS_OF, {"ids": list(ids)}):
+        for status_id, account_id in _MENTIONS_OF.all(tx, {"ids": ids}):
             out.setdefault(status_id, []).append(account_id)
         return out
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, bindparam, delete, select
+from sqlalchemy import ColumnElement, delete, select
 
 from roost.domain.models import Tag
 from roost.ids import new_id
 from roost.storage.database import Tx
 from roost.storage.schema import status_tags, tags
 from roost.storage.sql.common import insert_ignore
+from roost.storage.sql.raw import Raw
 
-# Built once with bound parameters: this runs on a hot path, and building a statement per
-# call costs several times more Python than executing it (see BENCHMARKS.md).
-_OF_STATUSES = (
-    select(status_tags.c.status_id, tags.c.id, tags.c.name)
-    .join(tags, tags.c.id == status_tags.c.tag_id)
-    .where(status_tags.c.status_id.in_(bindparam("ids", expanding=True)))
-    .order_by(status_tags.c.status_id, tags.c.id)
-)
+# Every timeline read asks this: on the driver's cursor (raw.py).
+_OF_STATUSES = Raw(
+    "SELECT status_tags.status_id, tags.id, tags.name FROM status_tags"
+    " JOIN tags ON tags.id = status_tags.tag_id WHERE status_tags.status_id IN ids(:ids)"
+    " ORDER BY status_tags.status_id, tags.id", lists=["ids"])
 
 
 class SqlTagStore:
@@ -54,8 +52,7 @@ class SqlTagStore:
         if not ids:
             return {}
         out: dict[int, list[Tag]] = {}
-        rows = tx.execute(_OF_STATUSES, {"ids": list(ids)})
-        for status_id, tag_id, name in rows:
+        for status_id, tag_id, name in _OF_STATUSES.all(tx, {"ids": ids}):
             out.setdefault(status_id, []).append(Tag(tag_id, name))
         return out
 
