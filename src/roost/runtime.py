@@ -67,7 +67,8 @@ class Roost:
                                          fanout_batch=settings.fanout_batch_size,
                                          inactive_ms=inactive_ms)
         self.notifications = NotificationService(self.db, self.stores, self.posts.views)
-        self.oauth = OAuthService(self.db, self.stores)
+        self.oauth = OAuthService(self.db, self.stores,
+                                  auth_cache_seconds=settings.auth_cache_seconds)
         self.markers = MarkerService(self.db, self.stores)
         self.jobs = JobRunner(self.db, self.stores, {
             "fanout": self.timelines.fanout,

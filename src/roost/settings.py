@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Run background work (fan-out, history rollups, races, timeline caps) "
         "inside `roost serve`. Set false when separate `roost worker` processes do it.",
     )
+    auth_cache_seconds: float = Field(
+        2.0,
+        description="How long a web process remembers a bearer token it has checked, so that "
+        "a client's next requests skip the lookup. A token revoked through the same process "
+        "stops working at once; through another web process, within this time. 0 disables.",
+        ge=0,
+    )
     job_lease_seconds: float = Field(
         60.0,
         description="How long a worker holds a claimed job; if it dies, another worker runs "

@@ -171,6 +171,9 @@ def test_password_grant_when_enabled_and_refresh(make_api: Any) -> None:
                                               "password": "correct horse battery",
                                               "scope": "read"}).json()
     assert token["scope"] == "read"
+    before = client.get("/api/v1/accounts/verify_credentials",
+                        headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert before.status_code == 200  # (now remembered by the process: see RecentTokens)
     refreshed = client.post("/oauth/token", data={**form, "grant_type": "refresh_token",
                                                   "refresh_token": token["refresh_token"]})
     assert refreshed.status_code == 200
@@ -199,6 +202,7 @@ def test_client_authentication_and_grant_errors(api: Api, client: TestClient) ->
 
 def test_revoke(api: Api, client: TestClient) -> None:
     user = api.register("alice")
+    assert user.get("/api/v1/accounts/verify_credentials").status_code == 200  # remembered
     response = client.post("/oauth/revoke", data={
         "client_id": api.app["client_id"], "client_secret": api.app["client_secret"],
         "token": user.token})
