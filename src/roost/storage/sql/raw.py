@@ -105,8 +105,8 @@ def _wrapped(tx: Tx, text: str, params: Any, error: Any) -> BaseException:
                                                  dialect=tx.dialect)
     return wrapped
 
-def paged_raw(select_sql: str, column: str, page: Page,
-              cache: dict[tuple[bool, bool, bool], Raw]) -> tuple[Raw, dict[str, Any]]:
+def paged_raw(select_sql: str, column: str, page: Page, cache: dict[tuple[bool, bool, bool], Raw],
+              *, lists: Iterable[str] = ()) -> tuple[Raw, dict[str, Any]]:
     """``select_sql`` (a SELECT ... WHERE ...) restricted to ``page``'s window on ``column``
     and ordered as the page asks, as ``common.paged`` does for SQLAlchemy statements; one
     statement per combination of bounds, kept in ``cache``."""
@@ -122,7 +122,7 @@ def paged_raw(select_sql: str, column: str, page: Page,
             sql += f" AND {column} > :min_id ORDER BY {column} ASC LIMIT :limit"
         else:
             sql += f" ORDER BY {column} DESC LIMIT :limit"
-        raw = cache[shape] = Raw(sql)
+        raw = cache[shape] = Raw(sql, lists=lists)
     return raw, {"max_id": page.max_id, "since_id": page.since_id, "min_id": page.min_id,
                  "limit": page.limit}
 

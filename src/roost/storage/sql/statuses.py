@@ -12,14 +12,13 @@ from roost.domain.models import Page, Status, TimelineEntry, Visibility
 from roost.storage.database import Tx
 from roost.storage.schema import (
     favourites,
-    follows,
     idempotency_keys,
     mentions,
     status_tags,
     statuses,
 )
 from roost.storage.sql.common import insert_ignore, newest_first, paged
-from roost.storage.sql.raw import Raw
+from roost.storage.sql.raw import Raw, paged_raw
 
 # Hydrating a timeline page runs these on every read: on the driver's cursor (raw.py).
 _STATUS_COLUMNS: list[str] = [c.name for c in statuses.c]
@@ -31,6 +30,18 @@ _REBLOGGED = Raw("SELECT reblog_of_id FROM statuses"
 _INSERT = Raw(
     f"INSERT INTO statuses ({', '.join(_STATUS_COLUMNS)})"
     f" VALUES ({', '.join(':' + name for name in _STATUS_COLUMNS)})")
+# Every home read of someone following a pulled author merges these (see ``pulled``).
+_PULLED = ("SELECT id, account_id, reblog_of_id FROM statuses"
+           " WHERE account_id IN ids(:authors) AND pushed = FALSE"
+           f" AND visibility != '{Visibility.DIRECT.value}'")
+_PULLED_FOR_VIEWER = (
+    " AND (in_reply_to_account_id IS NULL OR in_reply_to_account_id = account_id"
+    " OR in_reply_to_account_id = :viewer OR in_reply_to_account_id IN"
+    " (SELECT target_account_id FROM follows WHERE account_id = :viewer))"
+    " AND (reblog_of_id IS NULL OR account_id NOT IN (SELECT target_account_id FROM follows"
+    " WHERE account_id = :viewer AND show_reblogs = FALSE))")
+_PULLED_PAGES: dict[tuple[bool, bool, bool], Raw] = {}
+_PULLED_FOR_VIEWER_PAGES: dict[tuple[bool, bool, bool], Raw] = {}
 _MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
                    " ORDER BY status_id, account_id", lists=["ids"])
 
@@ -119,25 +130,13 @@ class SqlStatusStore:
         """
         if not author_ids:
             return []
-        c = statuses.c
-        stmt = select(c.id, c.account_id, c.reblog_of_id).where(
-            c.account_id.in_(list(author_ids)),
-            c.pushed.is_(False),
-            c.visibility != Visibility.DIRECT.value,
-        )
-        if viewer_id is not None:
-            followed = select(follows.c.target_account_id).where(
-                follows.c.account_id == viewer_id)
-            hiding_reblogs = select(follows.c.target_account_id).where(
-                follows.c.account_id == viewer_id, follows.c.show_reblogs.is_(False))
-            stmt = stmt.where(
-                c.in_reply_to_account_id.is_(None)
-                | (c.in_reply_to_account_id == c.account_id)
-                | (c.in_reply_to_account_id == viewer_id)
-                | c.in_reply_to_account_id.in_(followed),
-                c.reblog_of_id.is_(None) | c.account_id.not_in(hiding_reblogs),
-            )
-        rows = newest_first(tx.execute(paged(stmt, c.id, page)).all(), page)
+        if viewer_id is None:
+            raw, params = paged_raw(_PULLED, "id", page, _PULLED_PAGES, lists=["authors"])
+        else:
+            raw, params = paged_raw(_PULLED + _PULLED_FOR_VIEWER, "id", page,
+                                    _PULLED_FOR_VIEWER_PAGES, lists=["authors"])
+        rows = newest_first(raw.all(tx, {**params, "authors": author_ids, "viewer": viewer_id}),
+                            page)
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
     def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]:
