@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from roost.runtime import Roost
 from roost.settings import Settings
 from roost.web.app import create_app
+from tests.redis_cluster_support import cluster_prefix, redis_cluster_url  # noqa: F401
 from tests.redis_support import redis_prefix, redis_url  # noqa: F401 (fixtures)
 
 SCHEMA = Path(__file__).parent / "schemas" / "mastodon-openapi.json"
@@ -59,7 +60,7 @@ def wait_for_jobs(roost: Roost, timeout: float = 10.0) -> None:
     """Wait until the background worker has run every job that is due."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if roost.db.read_sync(roost.stores.jobs.pending_count) == 0:
+        if roost.jobs.pending_count() == 0:
             return
         time.sleep(0.01)
     raise AssertionError("background jobs did not finish in time")

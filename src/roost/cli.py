@@ -77,7 +77,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
 @click.pass_context
 def worker(ctx: click.Context, data_dir: Path | None) -> None:
     """Run background work without a web server: fan-out, follower-history rollups, races,
-    timeline caps. Run as many as you like; they share the work through job leases."""
+    timeline caps. Run as many as you like; they share the jobs through leases on the outbox,
+    or, with ROOST_REDIS_URL, through a Redis Stream consumer group fed from the outbox."""
     import signal
 
     from roost.runtime import Roost
@@ -121,7 +122,8 @@ def jobs() -> None:
               help="Data folder (ROOST_DATA_DIR).")
 @click.pass_context
 def jobs_dead(ctx: click.Context, data_dir: Path | None) -> None:
-    """List jobs that failed too often and were set aside, with their last error."""
+    """List jobs that failed too often and were set aside, with their last error (dead jobs
+    are kept in the database's outbox with either job queue)."""
     roost = _open(_settings(ctx, data_dir=data_dir))
     try:
         dead = roost.db.read_sync(roost.stores.jobs.dead)
@@ -140,7 +142,8 @@ def jobs_dead(ctx: click.Context, data_dir: Path | None) -> None:
 @click.pass_context
 def jobs_replay(ctx: click.Context, job_ids: tuple[str, ...], replay_all: bool,
                 data_dir: Path | None) -> None:
-    """Put dead jobs back in the queue (by id, or --all)."""
+    """Put dead jobs back in the queue (by id, or --all): back in the outbox, from where
+    workers take them (or relay them to Redis) again."""
     from roost.clock import now_ms
 
     if not job_ids and not replay_all:

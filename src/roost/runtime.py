@@ -20,6 +20,7 @@ from roost.domain.timelines import TimelineService
 from roost.settings import Settings
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
+from roost.storage.queue import queue_for
 from roost.storage.stores import close_stores, stores_for
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,13 @@ class Roost:
         self.oauth = OAuthService(self.db, self.stores,
                                   auth_cache_seconds=settings.auth_cache_seconds)
         self.markers = MarkerService(self.db, self.stores)
-        self.jobs = JobRunner(self.db, self.stores, {
+        self.jobs = JobRunner(self.db, queue_for(settings, self.db, self.stores.jobs), {
             "fanout": self.timelines.fanout,
             "unfanout": self.timelines.unfanout,
             "backfill": self.timelines.backfill,
             "forget_author": self.timelines.forget_author,
             "rebuild_home": self.timelines.rebuild_home,
-        }, lease_ms=int(settings.job_lease_seconds * 1000))
-        self.db.on_commit(self.jobs.wake)
+        })
 
     def migrate(self) -> None:
         migrate.upgrade(self.db)
@@ -90,15 +90,17 @@ class Roost:
         self.db.start()
 
     def close(self) -> None:
+        self.jobs.queue.close()
         self.db.close()
         close_stores(self.stores)
 
     async def run_background(self, job_poll_seconds: float = 1.0) -> None:
         """Background work: jobs as they are enqueued, history rollups, races, timeline caps.
 
-        Jobs committed in this process wake the job runner at once; ``job_poll_seconds`` is
-        how soon jobs committed by other processes are seen (a separate `roost worker`
-        polls often, since every job it runs was enqueued elsewhere)."""
+        Jobs committed in this process wake the job runner (or the relay to Redis) at once;
+        ``job_poll_seconds`` is how soon the outbox is checked for jobs committed by other
+        processes (a separate `roost worker` polls often, since every job it runs was
+        enqueued elsewhere; stream messages wake a waiting consumer themselves)."""
         await asyncio.gather(self.jobs.run_forever(job_poll_seconds), self._maintain_forever(),
                              self._roll_up_forever(), self._refresh_races_forever())
 

@@ -24,12 +24,18 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis URL (redis://host:6379/0); when set, home timelines and the pub/sub "
-        "behind streaming (shared by every web process) live in Redis; unset: in the database "
-        "and in-process.",
+        description="Redis URL (redis://host:6379/0); when set, home timelines, the pub/sub "
+        "behind streaming (shared by every web process) and the job queue (see "
+        "ROOST_JOB_QUEUE) live in Redis; unset: in the database and in-process.",
     )
     redis_prefix: str = Field(
         "roost:", description="Prefix of every Redis key and pub/sub channel Roost uses."
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="Whether ROOST_REDIS_URL is a node of a Redis Cluster (7 or later): the "
+        "other nodes are discovered from it, fan-out runs one script call per node and "
+        "streaming uses sharded pub/sub (SSUBSCRIBE).",
     )
     host: str = Field("127.0.0.1", description="Address `roost serve` listens on.")
     port: int = Field(8000, description="Port `roost serve` listens on.")
@@ -71,6 +77,12 @@ class Settings(BaseSettings):
         description="Run background work (fan-out, history rollups, races, timeline caps) "
         "inside `roost serve`. Set false when separate `roost worker` processes do it.",
     )
+    job_queue: Literal["auto", "database", "redis"] = Field(
+        "auto",
+        description="Where workers take background jobs from: `database` leases them from the "
+        "outbox table; `redis` relays the outbox into a Redis Stream read by a consumer group "
+        "(needs ROOST_REDIS_URL); `auto` is `redis` when ROOST_REDIS_URL is set.",
+    )
     auth_cache_seconds: float = Field(
         2.0,
         description="How long a web process remembers a bearer token it has checked, so that "
@@ -80,8 +92,9 @@ class Settings(BaseSettings):
     )
     job_lease_seconds: float = Field(
         60.0,
-        description="How long a worker holds a claimed job; if it dies, another worker runs "
-        "the job again after this (each step must finish well within it).",
+        description="How long a worker holds a claimed job (a leased outbox row, or a stream "
+        "message pending for it); if it dies, another worker runs the job again after this "
+        "(each step must finish well within it).",
     )
     inactive_days: float = Field(
         30.0,

@@ -1,5 +1,7 @@
 """Production shape: web without background work, separate `roost worker` processes on
-PostgreSQL sharing jobs through leases; killing a worker mid fan-out loses nothing."""
+PostgreSQL sharing the jobs, through leases on the outbox (no Redis) or a Redis Stream consumer
+group fed from the outbox (with Redis); killing a worker, or the workers' Redis connections,
+mid fan-out loses nothing and delivers nothing twice."""
 
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from sqlalchemy import create_engine, func, insert, select
 
+from roost.clock import now_ms
+from roost.storage.redis.timelines import decode
+from roost.storage.schema import accounts, follows, jobs
 from tests.e2e.conftest import (
     Account,
     Server,
@@ -33,6 +40,8 @@ def pg_url() -> Iterator[str]:
 
 
 def _worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A `roost worker` process; its job queue's Redis connections are named
+    ``roost-jobs-<pid>``."""
     return subprocess.Popen([sys.executable, "-m", "roost", "--data-dir", str(data_dir),
                              "worker"], env={**os.environ, **env},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -82,6 +91,115 @@ def test_workers_share_fanout_and_survive_a_kill(tmp_path: Path, pg_url: str) ->
         dead = server.roost("jobs", "dead")
         assert "0 dead job(s)." in dead.stdout
     finally:
+        for process in workers:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        server.stop()
+
+
+def _add_followers(database_url: str, author_id: int, count: int) -> list[int]:
+    """Bulk-insert ``count`` active accounts following ``author_id`` (argon2 sign-ups through
+    the API would take minutes); ids a day in the past, so none collides with the server's."""
+    base = now_ms() - 86_400_000
+    ids = [(base + i) << 16 for i in range(count)]
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(accounts), [
+                {"id": i, "username": f"fan{n}", "username_lower": f"fan{n}", "created_at": base,
+                 "last_active_at": now_ms()} for n, i in enumerate(ids)])
+            conn.execute(insert(follows), [
+                {"account_id": i, "target_account_id": author_id, "id": i, "created_at": base}
+                for i in ids])
+    finally:
+        engine.dispose()
+    return ids
+
+
+def _outbox_rows(database_url: str) -> int:
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(jobs)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(240)
+def test_stream_workers_survive_a_kill_and_dropped_connections(
+        tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    """`roost serve` + 2 `roost worker` on PostgreSQL and Redis Streams: a fan-out to 3,000
+    followers in small steps; one worker is SIGKILLed and the other's Redis connections are
+    killed mid fan-out; every home timeline still gets every post, once."""
+    env = {"ROOST_DATABASE_URL": pg_url, "ROOST_REDIS_URL": redis_url,
+           "ROOST_REDIS_PREFIX": redis_prefix, "ROOST_EMBEDDED_WORKER": "false",
+           "ROOST_FANOUT_BATCH_SIZE": "20", "ROOST_JOB_LEASE_SECONDS": "2"}
+    server = Server(tmp_path / "data", free_port(), env=env)
+    server.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    rds = redis.Redis.from_url(redis_url)
+    try:
+        async def sign_up() -> list[Account]:
+            async with async_client(server) as client:
+                token = await app_token(client)
+                return await register_many(client, token, ["author", "reader"])
+
+        author, reader = asyncio.run(sign_up())
+        fans = [*_add_followers(pg_url, int(author.id), 3_000), int(reader.id)]
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert client.post(f"/api/v1/accounts/{author.id}/follow",
+                               headers=reader.headers).status_code == 200
+            posts = {int(client.post("/api/v1/statuses", headers=author.headers,
+                                     data={"status": f"post {i}"}).json()["id"])
+                     for i in range(3)}
+            log = tmp_path / "workers.log"
+            workers = [_worker(server.data_dir, env, log) for _ in range(2)]
+
+            def delivered() -> list[int]:
+                pipe = rds.pipeline(transaction=False)
+                for fan in fans:
+                    pipe.zrange(f"{redis_prefix}home:{{{fan}}}", 0, -1)
+                return [sum(decode(m).status_id in posts for m in members)
+                        for members in pipe.execute()]
+
+            stream = f"{redis_prefix}jobs:{{default}}"
+
+            def holding() -> set[int]:
+                """The pids of the workers holding taken, unsettled messages."""
+                summary = rds.xpending(stream, "workers")
+                return {int(c["name"].split(b":")[-2]) for c in summary["consumers"]
+                        if c["pending"]}
+
+            deadline = time.monotonic() + 60
+            while sum(delivered()) < len(fans) // 2 or not holding():
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.02)
+            assert sum(delivered()) < len(fans) * len(posts), "fan-out ended before the kill"
+            busy = holding()
+            victim = next(w for w in workers if w.pid in busy)
+            victim.send_signal(signal.SIGKILL)  # dies holding the messages it had taken
+            victim.wait()
+            assert victim.pid in holding()
+            [survivor] = [w for w in workers if w is not victim]
+            name = f"roost-jobs-{survivor.pid}"
+            killed = [c["id"] for c in rds.client_list() if c.get("name") == name]
+            assert killed
+            for client_id in killed:  # the broker drops the other worker's connections
+                rds.client_kill_filter(_id=client_id)
+            deadline = time.monotonic() + 90
+            while (counts := delivered()) != [len(posts)] * len(fans):
+                assert max(counts) <= len(posts)
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            home = client.get("/api/v1/timelines/home", headers=reader.headers).json()
+            assert {int(s["id"]) for s in home} == posts
+        assert "reclaimed" in log.read_text()  # the survivor took over the victim's messages
+        assert (rds.xlen(stream), rds.zcard(f"{stream}:delayed"), _outbox_rows(pg_url)) == (
+            0, 0, 0)
+        assert "0 dead job(s)." in server.roost("jobs", "dead").stdout
+    finally:
+        rds.close()
         for process in workers:
             if process.poll() is None:
                 process.terminate()

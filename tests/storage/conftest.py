@@ -156,19 +156,27 @@ class Harness:
         return self.db.read_sync(run)
 
 
-HOME_STORES = pytest.mark.parametrize("h", ["sql-home", "redis-home"], indirect=True)
+HOME_STORES = pytest.mark.parametrize(
+    "h", ["sql-home", "redis-home", "redis-cluster-home"], indirect=True)
 
 
 @pytest.fixture
 def h(request: pytest.FixtureRequest, db: Database) -> Iterator[Harness]:
     """The stores of ``sql_stores()``; parametrised with "redis-home" (``HOME_STORES``), the
-    home timelines are in Redis."""
+    home timelines are in Redis, with "redis-cluster-home" in a 3-node Redis Cluster."""
     harness = Harness(db)
-    if getattr(request, "param", "sql-home") == "redis-home":
+    param = getattr(request, "param", "sql-home")
+    if param == "redis-home":
         from roost.storage.redis.timelines import RedisHomeTimelineStore
 
         harness.s.home = RedisHomeTimelineStore.from_url(
             request.getfixturevalue("redis_url"), cap=800,
             prefix=request.getfixturevalue("redis_prefix"))
+    elif param == "redis-cluster-home":
+        from roost.storage.redis.timelines import RedisHomeTimelineStore
+
+        harness.s.home = RedisHomeTimelineStore.from_url(
+            request.getfixturevalue("redis_cluster_url"), cap=800,
+            prefix=request.getfixturevalue("cluster_prefix"), cluster=True)
     yield harness
     close_stores(harness.s)

@@ -23,6 +23,7 @@ from roost.domain.models import (
     Account,
     App,
     AuthCode,
+    Job,
     Marker,
     Milestone,
     Notification,
@@ -1152,6 +1153,38 @@ def test_jobs_claim_is_exclusive_between_processes(h: Harness, db_url: str) -> N
     assert len(results[0]) + len(results[1]) == 40
 
 
+def test_jobs_take_is_exclusive_between_relays(h: Harness, db_url: str) -> None:
+    """Two relays taking at once, each holding its rows a moment (its XADDs), never take the
+    same job (PostgreSQL: SKIP LOCKED)."""
+    from roost.storage.database import Database as Other
+
+    for n in range(40):
+        h.write(h.s.jobs.enqueue, "fanout", {"n": n}, NOW)
+    other = Other(db_url)
+    try:
+        results: list[list[int]] = [[], []]
+
+        def relay(tx: Tx) -> list[Job]:
+            taken = h.s.jobs.take(tx, NOW, 3)
+            time.sleep(0.005)
+            return taken
+
+        def take_all(db: Database, into: list[int]) -> None:
+            while got := db.write_sync(relay):
+                into.extend(j.id for j in got)
+
+        threads = [threading.Thread(target=take_all, args=(d, r))
+                   for d, r in ((h.db, results[0]), (other, results[1]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        other.close()
+    assert not set(results[0]) & set(results[1])
+    assert len(results[0]) + len(results[1]) == 40
+
+
 def test_jobs_retry_dead_and_revive(h: Harness) -> None:
     job = h.write(h.s.jobs.enqueue, "fanout", {"x": 1}, NOW)
     other = h.write(h.s.jobs.enqueue, "fanout", {"x": 2}, NOW)
@@ -1176,6 +1209,34 @@ def test_jobs_retry_dead_and_revive(h: Harness) -> None:
     row = h.read(lambda tx: tx.execute(select(jobs.c.dead, jobs.c.last_error)
                                        .where(jobs.c.id == job)).one())
     assert row[0] is False and row[1] == "x" * 2000
+
+
+def test_jobs_taken_by_a_relay_and_buried_when_dead(h: Harness) -> None:
+    first = h.write(h.s.jobs.enqueue, "fanout", {"n": 1}, NOW)
+    second = h.write(h.s.jobs.enqueue, "fanout", {"n": 2}, NOW)
+    h.write(h.s.jobs.enqueue, "fanout", {"n": 3}, NOW + 10_000)  # not due yet
+    dead = h.write(h.s.jobs.enqueue, "fanout", {"n": 4}, NOW)
+    h.write(h.s.jobs.retry, dead, "boom", NOW, True)
+
+    def relay_fails(tx: Tx) -> None:
+        assert h.s.jobs.take(tx, NOW, 10)
+        raise RuntimeError("XADD failed")
+
+    with pytest.raises(RuntimeError):
+        h.write(relay_fails)  # rolled back: the rows stay in the outbox
+    assert [j.id for j in h.write(h.s.jobs.take, NOW, 1)] == [first]
+    taken = h.write(h.s.jobs.take, NOW, 10)
+    assert [(j.id, j.payload, j.attempts) for j in taken] == [(second, {"n": 2}, 0)]
+    assert h.write(h.s.jobs.take, NOW, 10) == []
+    assert h.read(h.s.jobs.pending_count) == 1  # the one not due yet
+    # The broker gave up on the second: it comes back as a dead job.
+    h.write(h.s.jobs.bury, Job(second, "fanout", {"n": 2, "after": 7}, 8, "1-0"), "y" * 3000)
+    buried = {j.id: (j.payload, j.attempts, error) for j, error in h.read(h.s.jobs.dead)}
+    assert buried == {dead: ({"n": 4}, 1, "boom"),
+                      second: ({"n": 2, "after": 7}, 8, "y" * 2000)}
+    assert h.read(h.s.jobs.pending_count) == 1
+    assert h.write(h.s.jobs.revive, second, NOW) is True
+    assert [(j.id, j.attempts) for j in h.write(h.s.jobs.take, NOW, 10)] == [(second, 0)]
 
 
 def test_a_domain_style_write_is_atomic(h: Harness, db: Database) -> None:

@@ -1,14 +1,16 @@
 """Background work: runs the jobs recorded in the outbox, at least once, with retries.
 
-Each job runs in one write transaction together with its own bookkeeping (finish, or save
-progress for a long fan-out), so a crash at any point either keeps the job or completes it:
-handlers are idempotent, so running a step twice is harmless.
+Jobs are written to the outbox in the transaction of the change that needs them and reach the
+runner through a ``JobQueue``: the outbox itself (embedded) or a Redis Stream the outbox is
+relayed into (production; ``storage/queue.py`` chooses). Each step of a job runs in one write
+transaction; the queue learns its outcome in that transaction (outbox) or right after it
+commits (stream). A crash at any point therefore either keeps the job or completes it, and a
+step may run twice: handlers are idempotent, so that is harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from roost.clock import now_ms
 from roost.domain.models import Job
 from roost.storage.database import Database, Tx
-from roost.storage.stores import Stores
+from roost.storage.protocols import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ Handler = Callable[[Tx, dict[str, object]], dict[str, object] | None]
 
 MAX_ATTEMPTS = 8
 BATCH = 32
+ERROR_PAUSE_SECONDS = 1.0  # after the queue itself failed (database or broker unreachable)
 
 
 def backoff_ms(attempts: int) -> int:
@@ -32,50 +35,53 @@ def backoff_ms(attempts: int) -> int:
 
 
 class JobRunner:
-    def __init__(self, db: Database, stores: Stores, handlers: dict[str, Handler], *,
-                 lease_ms: int = 60_000) -> None:
+    def __init__(self, db: Database, queue: JobQueue, handlers: dict[str, Handler]) -> None:
         self.db = db
-        self.stores = stores
+        self.queue = queue
         self.handlers = handlers
-        self.lease_ms = lease_ms
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _step(self, tx: Tx, job: Job) -> None:
+    def _step(self, tx: Tx, job: Job) -> dict[str, object] | None:
         handler = self.handlers.get(job.kind)
         if handler is None:
             raise LookupError(f"no handler for job kind {job.kind!r}")
         progress = handler(tx, job.payload)
-        if progress is None:
-            self.stores.jobs.finish(tx, job.id)
-        else:
-            self.stores.jobs.save_progress(tx, job.id, progress)
+        self.queue.record(tx, job, progress)
+        return progress
 
-    def _fail(self, tx: Tx, job: Job, error: BaseException) -> None:
+    async def _fail(self, job: Job, error: BaseException) -> None:
         attempts = job.attempts + 1
         text = "".join(traceback.format_exception_only(error)).strip()
-        self.stores.jobs.retry(tx, job.id, text, now_ms() + backoff_ms(attempts),
+        await self.queue.retry(job, text, now_ms() + backoff_ms(attempts),
                                dead=attempts >= MAX_ATTEMPTS)
         log.warning("job %s (%s) failed, attempt %d: %s", job.id, job.kind, attempts, text)
 
-    async def run_due(self) -> int:
-        """Claim due jobs (up to BATCH) and run one step of each; returns how many ran."""
-        due = await self.db.write(
-            lambda tx: self.stores.jobs.claim(tx, now_ms(), BATCH, self.lease_ms))
+    async def run(self, due: list[Job]) -> None:
+        """Run one step of each job, then settle them with the queue."""
 
-        async def run(job: Job) -> None:
+        async def step(job: Job) -> tuple[Job, dict[str, object] | None, Exception | None]:
             try:
-                await self.db.write(lambda tx: self._step(tx, job))
+                return job, await self.db.write(lambda tx: self._step(tx, job)), None
             except Exception as exc:
-                error = exc
-                await self.db.write(lambda tx: self._fail(tx, job, error))
+                return job, None, exc
 
         # Submitted together, the steps share one commit in the writer.
-        await asyncio.gather(*(run(job) for job in due))
+        outcomes = await asyncio.gather(*(step(job) for job in due))
+        await self.queue.settle([(job, progress) for job, progress, error in outcomes
+                                 if error is None])
+        for job, _, error in outcomes:
+            if error is not None:
+                await self._fail(job, error)
+
+    async def run_due(self) -> int:
+        """Relay what the outbox holds, take due jobs (up to BATCH) without waiting and run
+        one step of each; returns how many ran."""
+        await self.queue.relay()
+        due = await self.queue.take(BATCH, 0)
+        await self.run(due)
         return len(due)
 
     def run_due_sync(self) -> int:
-        """Run due jobs until none are left (CLI and tests)."""
+        """Run due jobs until none are left (CLI, tests and benchmarks)."""
         total = 0
         while True:
             ran = asyncio.run(self.run_due())
@@ -83,22 +89,20 @@ class JobRunner:
             if ran == 0:
                 return total
 
-    def wake(self, events: list[object]) -> None:
-        """Database after-commit hook: wake the worker when a commit enqueued jobs."""
-        if self._loop is not None and self._wake is not None and events:
-            self._loop.call_soon_threadsafe(self._wake.set)
+    def pending_count(self) -> int:
+        """Jobs not finished and not dead, wherever they wait (the outbox, a stream)."""
+        return self.queue.pending_count()
 
-    async def run_forever(self, idle_seconds: float = 1.0) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+    async def run_forever(self, poll_seconds: float = 1.0) -> None:
+        """Relay and run jobs as they come. Jobs committed in this process are seen at once;
+        ``poll_seconds`` is how soon the outbox is checked for other processes' jobs."""
+        await asyncio.gather(self.queue.relay_forever(poll_seconds),
+                             self._consume_forever(poll_seconds))
+
+    async def _consume_forever(self, poll_seconds: float) -> None:
         while True:
-            self._wake.clear()
             try:
-                ran = await self.run_due()
+                await self.run(await self.queue.take(BATCH, poll_seconds))
             except Exception:
                 log.exception("job runner failed; retrying")
-                ran = 0
-            if ran:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)

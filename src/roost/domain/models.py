@@ -199,6 +199,9 @@ class Job:
     kind: str
     payload: dict[str, object]
     attempts: int
+    receipt: str | None = None
+    """The broker's handle on this delivery (a Redis Stream message id), to acknowledge it
+    by; None for a job taken straight from the outbox."""
 
 
 @dataclass(frozen=True)

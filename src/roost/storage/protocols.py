@@ -210,3 +210,54 @@ class JobStore(Protocol):
     def dead(self, tx: Tx) -> list[tuple[Job, str | None]]: ...
     def revive(self, tx: Tx, job_id: int, now: int) -> bool: ...
     def pending_count(self, tx: Tx) -> int: ...
+    def take(self, tx: Tx, now: int, limit: int) -> list[Job]:
+        """Remove and return up to ``limit`` due jobs, for a relay that hands them to a
+        broker in the same transaction; on PostgreSQL rows another relay holds are skipped."""
+        ...
+    def bury(self, tx: Tx, job: Job, error: str) -> None:
+        """Record ``job`` (taken earlier) as dead, with ``job.attempts`` and ``error``."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Where background jobs wait to run: the worker takes due jobs, runs one step of each in
+    a write transaction, then settles them (finished, continued, or failed and retried).
+
+    Delivery is at least once: a job whose worker dies before settling it is taken again after
+    its lease, so every step must be idempotent. The outbox (``storage/queue.py``) is one
+    implementation, Redis Streams fed from the outbox (``storage/redis/queue.py``) another.
+    """
+
+    async def relay(self) -> int:
+        """Move committed outbox jobs to where ``take`` finds them, once; how many moved."""
+        ...
+
+    async def relay_forever(self, poll_seconds: float) -> None:
+        """Relay as jobs are committed (woken by this process's commits, polling every
+        ``poll_seconds`` for other processes'); returns at once if there is nothing to relay."""
+        ...
+
+    async def take(self, limit: int, wait: float) -> list[Job]:
+        """Up to ``limit`` due jobs, held for this worker until settled or until the lease
+        runs out. With none due, wait about ``wait`` seconds for one (0: return at once)."""
+        ...
+
+    def record(self, tx: Tx, job: Job, progress: dict[str, object] | None) -> None:
+        """Inside the step's transaction: its outcome (None: finished; else the payload to
+        continue from), for a queue that keeps jobs in the same database."""
+        ...
+
+    async def settle(self, outcomes: Sequence[tuple[Job, dict[str, object] | None]]) -> None:
+        """After the steps' transaction committed: release the jobs (finished or continued)."""
+        ...
+
+    async def retry(self, job: Job, error: str, run_after: int, dead: bool) -> None:
+        """A step failed (``job.attempts`` failures before it): run it again after
+        ``run_after``, or, with ``dead``, set it aside as a dead job (the outbox's ``dead``)."""
+        ...
+
+    def pending_count(self) -> int:
+        """Jobs not yet finished and not dead, wherever they wait."""
+        ...
+
+    def close(self) -> None: ...

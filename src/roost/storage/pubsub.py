@@ -101,9 +101,10 @@ class LocalPubSub:
 
 def pubsub_for(settings: Settings) -> PubSub:
     """In-process pub/sub, or Redis's with ``ROOST_REDIS_URL`` (so that every web process
-    streams every event)."""
+    streams every event); sharded pub/sub on a Redis Cluster with ``ROOST_REDIS_CLUSTER``."""
     if settings.redis_url:
         from roost.storage.redis.pubsub import RedisPubSub
 
-        return RedisPubSub(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisPubSub(settings.redis_url, prefix=settings.redis_prefix,
+                           cluster=settings.redis_cluster)
     return LocalPubSub()

@@ -79,13 +79,15 @@ def sql_stores() -> Stores:
 
 def stores_for(settings: Settings) -> Stores:
     """The stores ``settings`` ask for: everything in the database, or, with
-    ``ROOST_REDIS_URL``, home timelines in Redis (redis-py is imported only then)."""
+    ``ROOST_REDIS_URL``, home timelines in Redis, on one server or a Redis Cluster
+    (``ROOST_REDIS_CLUSTER``); redis-py is imported only then."""
     stores = sql_stores()
     if settings.redis_url:
         from roost.storage.redis.timelines import RedisHomeTimelineStore
 
         stores.home = RedisHomeTimelineStore.from_url(
-            settings.redis_url, cap=settings.home_timeline_size, prefix=settings.redis_prefix)
+            settings.redis_url, cap=settings.home_timeline_size, prefix=settings.redis_prefix,
+            cluster=settings.redis_cluster)
     return stores
 
 

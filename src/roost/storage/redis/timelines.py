@@ -25,6 +25,13 @@ one Lua script call looping over the keys: against one pipeline of ZADD + ZREMRA
 per key, 2,000 keys, it was 4 times faster into small timelines and 1.6 times into full ones
 (docs/architecture.md, "Production mode").
 
+Redis Cluster (``ROOST_REDIS_CLUSTER``). The keys one script declares must share a slot
+there, and the followers of one batch are spread over every slot, so the scripts run through a
+``Topology`` (``topology.py``): on one server a script is one EVALSHA, as above; on a cluster
+it is one call per node of the same script flagged ``allow-cross-slot-keys``. Single-key
+commands go through redis-py's cluster client, which routes them by slot; ``enforce_cap``
+scans every primary.
+
 Transactions. Every method takes the SQL transaction ``tx`` of the domain operation (the
 Protocol's first argument) and ignores it: Redis is written at once, not at commit. That is
 safe because every write here is idempotent (adding an entry twice, or removing one that is
@@ -45,9 +52,11 @@ from collections.abc import Iterator, Sequence
 from typing import cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from roost.domain.models import Page, TimelineEntry
 from roost.storage.database import Tx
+from roost.storage.redis.topology import Cluster, SingleServer, Topology
 
 _ID = struct.Struct(">Q")
 _PAIR = struct.Struct(">QQ")
@@ -135,17 +144,25 @@ class RedisHomeTimelineStore:
 
     KEYS_PER_CALL = 5000  # fan-out batches are smaller; bounds one script's run time
 
-    def __init__(self, client: redis.Redis, *, cap: int, prefix: str = "roost:") -> None:
+    def __init__(self, client: redis.Redis | RedisCluster, *, cap: int,
+                 prefix: str = "roost:") -> None:
         self.client = client
         self.cap = cap
         self.prefix = prefix
-        self._add = client.register_script(_ADD)
-        self._remove = client.register_script(_REMOVE)
-        self._remove_author = client.register_script(_REMOVE_AUTHOR)
+        self.topology: Topology = (
+            Cluster(client) if isinstance(client, RedisCluster) else SingleServer(client))
+        self._add = self.topology.script(_ADD)
+        self._remove = self.topology.script(_REMOVE)
+        self._remove_author = self.topology.script(_REMOVE_AUTHOR)
 
     @classmethod
-    def from_url(cls, url: str, *, cap: int, prefix: str = "roost:") -> RedisHomeTimelineStore:
-        client = redis.Redis.from_url(url, socket_keepalive=True, client_name=f"{prefix}home")
+    def from_url(cls, url: str, *, cap: int, prefix: str = "roost:",
+                 cluster: bool = False) -> RedisHomeTimelineStore:
+        """A store on the server at ``url``, or, with ``cluster``, on the Redis Cluster that
+        the node at ``url`` belongs to (the client discovers the other nodes)."""
+        options = {"socket_keepalive": True, "client_name": f"{prefix}home"}
+        client = (RedisCluster.from_url(url, **options) if cluster
+                  else redis.Redis.from_url(url, **options))
         return cls(client, cap=cap, prefix=prefix)
 
     def key(self, account_id: int) -> str:
@@ -202,18 +219,21 @@ class RedisHomeTimelineStore:
         if keep >= self.cap:
             return 0
         trimmed = 0
-        batch: list[bytes] = []
-        for key in self.client.scan_iter(match=f"{self.prefix}home:{{*}}", count=SCAN_COUNT):
-            batch.append(key)
-            if len(batch) >= SCAN_COUNT:
-                trimmed += self._trim_oversized(batch, keep)
-                batch = []
-        if batch:
-            trimmed += self._trim_oversized(batch, keep)
+        for node in self.topology.primaries():  # (a cluster node scans only its own keys)
+            batch: list[bytes] = []
+            for key in node.scan_iter(match=f"{self.prefix}home:{{*}}", count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) >= SCAN_COUNT:
+                    trimmed += self._trim_oversized(node, batch, keep)
+                    batch = []
+            if batch:
+                trimmed += self._trim_oversized(node, batch, keep)
         return trimmed
 
-    def _trim_oversized(self, keys: list[bytes], keep: int) -> int:
-        pipe = self.client.pipeline(transaction=False)
+    @staticmethod
+    def _trim_oversized(node: redis.Redis, keys: list[bytes], keep: int) -> int:
+        """Trims those of ``keys`` (all on ``node``) longer than ``keep``."""
+        pipe = node.pipeline(transaction=False)
         for key in keys:
             pipe.zcard(key)
         oversized = [k for k, n in zip(keys, pipe.execute(), strict=True) if n > keep]

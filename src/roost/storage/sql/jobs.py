@@ -70,7 +70,31 @@ class SqlJobStore:
         result = tx.execute(update(jobs).where(c.id == job_id, c.dead.is_(True)).values(
             dead=False, attempts=0, run_after=now, locked_until=0
         ))
+        if result.rowcount == 1:
+            emit(tx, JOBS_ENQUEUED)
         return result.rowcount == 1
+
+    def take(self, tx: Tx, now: int, limit: int) -> list[Job]:
+        """Remove and return up to ``limit`` due jobs (the relay to Redis Streams). Deleted
+        in the transaction that hands them over, so they leave the outbox only if it commits;
+        on PostgreSQL rows another relay is taking are skipped."""
+        stmt = (select(jobs).where(c.dead.is_(False), c.run_after <= now, c.locked_until <= now)
+                .order_by(c.id).limit(limit))
+        if tx.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        taken = [_job(r) for r in tx.execute(stmt)]
+        if taken:
+            tx.execute(delete(jobs).where(c.id.in_([j.id for j in taken])))
+        return taken
+
+    def bury(self, tx: Tx, job: Job, error: str) -> None:
+        """Write back a job taken by ``take`` as dead, so ``dead`` lists it and ``revive``
+        returns it to the outbox (replacing the row if a duplicate relay left one)."""
+        tx.execute(delete(jobs).where(c.id == job.id))
+        tx.execute(_INSERT, {"id": job.id, "kind": job.kind,
+                             "payload": orjson.dumps(job.payload).decode(),
+                             "attempts": job.attempts, "run_after": 0,
+                             "last_error": error[:2000], "dead": True, "locked_until": 0})
 
     def pending_count(self, tx: Tx) -> int:
         return int(tx.execute(select(func.count()).select_from(jobs).where(c.dead.is_(False)))

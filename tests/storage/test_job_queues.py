@@ -1,0 +1,271 @@
+"""The job queues, each on SQLite and PostgreSQL: the outbox itself, and Redis Streams fed
+from the outbox (on one server and on a Redis Cluster). Jobs are always enqueued into the
+outbox in a database transaction; the runner takes them from the queue, runs a step, and
+settles it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import roost.domain.jobs as jobs_module
+from roost.domain.jobs import MAX_ATTEMPTS, Handler, JobRunner
+from roost.domain.models import Job
+from roost.storage.database import Database, Tx
+from roost.storage.protocols import JobQueue
+from roost.storage.queue import OutboxQueue
+from roost.storage.redis.queue import GROUP, RECLAIM_SECONDS, RedisStreamQueue
+from roost.storage.sql.jobs import SqlJobStore
+
+MakeQueue = Callable[..., JobQueue]
+
+
+@pytest.fixture(params=["outbox", "redis", "redis-cluster"])
+def make_queue(request: pytest.FixtureRequest, db: Database) -> Iterator[MakeQueue]:
+    """Builds queues of one kind on ``db`` (several: one per simulated worker process)."""
+    made: list[JobQueue] = []
+
+    def make(lease_ms: int = 60_000) -> JobQueue:
+        queue: JobQueue
+        if request.param == "outbox":
+            queue = OutboxQueue(db, SqlJobStore(), lease_ms=lease_ms)
+        elif request.param == "redis":
+            queue = RedisStreamQueue.from_url(
+                request.getfixturevalue("redis_url"), db, SqlJobStore(),
+                prefix=request.getfixturevalue("redis_prefix"), lease_ms=lease_ms)
+        else:  # the stream and its delayed set share one slot of a 3-node cluster
+            queue = RedisStreamQueue.from_url(
+                request.getfixturevalue("redis_cluster_url"), db, SqlJobStore(),
+                prefix=request.getfixturevalue("cluster_prefix"), lease_ms=lease_ms,
+                cluster=True)
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        queue.close()
+
+
+def enqueue(db: Database, kind: str, payload: dict[str, object]) -> int:
+    return db.write_sync(lambda tx: SqlJobStore().enqueue(tx, kind, payload, 0))
+
+
+class Recorder:
+    """Handlers that record their calls; ``fail`` makes the next N calls raise."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+        self.fail = 0
+
+    def count(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        self.calls.append(payload)
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("boom")
+        cursor = int(str(payload.get("cursor", 0)))
+        return {**payload, "cursor": cursor + 1} if cursor < int(str(payload["steps"])) else None
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"count": self.count}
+
+
+def drain(runner: JobRunner, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while runner.pending_count():
+        assert time.monotonic() < deadline, "jobs did not drain"
+        runner.run_due_sync()
+        time.sleep(0.01)
+
+
+def test_a_job_runs_to_the_end_in_steps(db: Database, make_queue: MakeQueue) -> None:
+    recorder = Recorder()
+    runner = JobRunner(db, make_queue(), recorder.handlers())
+    enqueue(db, "count", {"steps": 0})
+    enqueue(db, "count", {"steps": 3})
+    assert runner.pending_count() == 2
+    runner.run_due_sync()
+    assert runner.pending_count() == 0
+    assert [c.get("cursor") for c in recorder.calls if c["steps"] == 3] == [None, 1, 2, 3]
+    assert sum(c["steps"] == 0 for c in recorder.calls) == 1
+    assert db.read_sync(SqlJobStore().dead) == []
+
+
+def test_a_taken_job_keeps_its_id_through_continuations(db: Database,
+                                                        make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    job_id = enqueue(db, "count", {"steps": 2})
+
+    async def take_and_continue() -> list[Job]:
+        await queue.relay()
+        first = await queue.take(10, 0)
+        db.write_sync(lambda tx: queue.record(tx, first[0], {"steps": 2, "cursor": 1}))
+        await queue.settle([(first[0], {"steps": 2, "cursor": 1})])
+        await queue.relay()
+        return first + await queue.take(10, 0)
+
+    first, second = asyncio.run(take_and_continue())
+    assert first.id == second.id == job_id
+    assert second.payload == {"steps": 2, "cursor": 1}
+    assert queue.pending_count() == 1
+
+
+def test_a_failing_job_is_retried_after_its_backoff(db: Database, make_queue: MakeQueue,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs_module, "backoff_ms", lambda attempts: 300)
+    recorder = Recorder()
+    recorder.fail = 1
+    runner = JobRunner(db, make_queue(), recorder.handlers())
+    enqueue(db, "count", {"steps": 0})
+    runner.run_due_sync()
+    assert len(recorder.calls) == 1 and runner.pending_count() == 1
+    runner.run_due_sync()  # not due yet
+    assert len(recorder.calls) == 1
+    time.sleep(0.35)
+    drain(runner)
+    assert len(recorder.calls) == 2
+    assert db.read_sync(SqlJobStore().dead) == []
+
+
+def test_a_job_that_always_fails_is_dead_then_replayed(db: Database, make_queue: MakeQueue,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs_module, "backoff_ms", lambda attempts: 0)
+    recorder = Recorder()
+    recorder.fail = 100
+    runner = JobRunner(db, make_queue(), recorder.handlers())
+    job_id = enqueue(db, "count", {"steps": 1})
+    drain(runner)
+    assert len(recorder.calls) == MAX_ATTEMPTS
+    store = SqlJobStore()
+    [(dead, error)] = db.read_sync(store.dead)
+    assert (dead.id, dead.kind, dead.attempts) == (job_id, "count", MAX_ATTEMPTS)
+    assert dead.payload == {"steps": 1}
+    assert error is not None and "boom" in error
+    # `roost jobs replay`: back in the outbox, relayed again, and now it succeeds.
+    recorder.fail = 0
+    assert db.write_sync(lambda tx: store.revive(tx, job_id, 0)) is True
+    assert runner.pending_count() == 1
+    drain(runner)
+    assert db.read_sync(store.dead) == []
+    assert recorder.calls[-2:] == [{"steps": 1}, {"steps": 1, "cursor": 1}]
+
+
+def test_a_job_taken_by_a_dead_worker_is_run_by_another_after_the_lease(
+        db: Database, make_queue: MakeQueue) -> None:
+    recorder = Recorder()
+    doomed, survivor = make_queue(lease_ms=400), make_queue(lease_ms=400)
+    runner = JobRunner(db, survivor, recorder.handlers())
+    job_id = enqueue(db, "count", {"steps": 1})
+
+    async def take(queue: JobQueue) -> list[Job]:
+        await queue.relay()
+        return await queue.take(10, 0)
+
+    [lost] = asyncio.run(take(doomed))  # ... and that worker never settles it
+    assert lost.id == job_id
+    assert asyncio.run(take(survivor)) == []  # still leased
+    time.sleep(0.45)
+    [again] = asyncio.run(take(survivor))
+    assert again.id == job_id
+    asyncio.run(runner.run([again]))
+    assert recorder.calls == [{"steps": 1}]
+    # The first worker was only slow: its late step and settle neither fail nor fork the job
+    # into a second chain of continuations.
+    asyncio.run(JobRunner(db, doomed, recorder.handlers()).run([lost]))
+    drain(runner)
+    assert recorder.calls == [{"steps": 1}, {"steps": 1}, {"steps": 1, "cursor": 1}]
+    assert survivor.pending_count() == doomed.pending_count() == 0
+    assert db.read_sync(SqlJobStore().dead) == []
+
+
+# -- Redis Streams only --------------------------------------------------------------------
+
+@pytest.fixture
+def streams(db: Database, redis_url: str, redis_prefix: str) -> Iterator[RedisStreamQueue]:
+    queue = RedisStreamQueue.from_url(redis_url, db, SqlJobStore(), prefix=redis_prefix,
+                                      lease_ms=60_000)
+    yield queue
+    queue.close()
+
+
+class _RelayTwice:
+    """An outbox store whose first ``take`` does not delete: the relay crashed between its
+    XADD and its commit, so the same rows are relayed again."""
+
+    def __init__(self) -> None:
+        self.store = SqlJobStore()
+        self.crashed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def take(self, tx: Tx, now: int, limit: int) -> list[Job]:
+        if self.crashed:
+            return self.store.take(tx, now, limit)
+        self.crashed = True
+        return self.store.due(tx, now, limit)
+
+
+def test_a_duplicate_relay_is_harmless(db: Database, redis_url: str,
+                                       redis_prefix: str) -> None:
+    queue = RedisStreamQueue(redis.Redis.from_url(redis_url, decode_responses=True), db,
+                             _RelayTwice(), prefix=redis_prefix)  # type: ignore[arg-type]
+    seen: set[tuple[str, str]] = set()
+
+    def deliver(tx: Tx, payload: dict[str, object]) -> None:
+        seen.add((str(payload["to"]), str(payload["post"])))  # idempotent, as handlers are
+
+    runner = JobRunner(db, queue, {"deliver": deliver})
+    job_id = enqueue(db, "deliver", {"to": "bob", "post": "1"})
+    assert asyncio.run(queue.relay()) == 1
+    assert asyncio.run(queue.relay()) == 1  # the same row again
+    assert queue.client.xlen(queue.stream) == 2
+    messages = queue.client.xrange(queue.stream)
+    assert [int(fields["id"]) for _, fields in messages] == [job_id, job_id]
+    runner.run_due_sync()
+    assert seen == {("bob", "1")}
+    assert queue.pending_count() == 0
+    queue.close()
+
+
+def test_a_message_delivered_on_a_lost_connection_is_taken_again(
+        db: Database, streams: RedisStreamQueue) -> None:
+    assert asyncio.run(streams.take(10, 0)) == []  # a running consumer, nothing to do
+    job_id = enqueue(db, "count", {"steps": 0})
+    asyncio.run(streams.relay())
+    # Redis delivered the message to this consumer, but the reply never arrived.
+    streams.client.xreadgroup(GROUP, streams.consumer, {streams.stream: ">"}, count=10)
+    assert asyncio.run(streams.take(10, 0)) == []
+    time.sleep(RECLAIM_SECONDS)
+    assert [job.id for job in asyncio.run(streams.take(10, 0))] == [job_id]
+
+
+def test_the_consumer_survives_its_connections_being_killed(
+        db: Database, streams: RedisStreamQueue, redis_url: str) -> None:
+    recorder = Recorder()
+    runner = JobRunner(db, streams, recorder.handlers())
+    enqueue(db, "count", {"steps": 1})
+    asyncio.run(streams.relay())
+    [job] = asyncio.run(streams.take(10, 0))
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        name = streams.client.client_getname()
+        killed = [c["id"] for c in admin.client_list() if c.get("name") == name]
+        assert killed
+        for client_id in killed:
+            admin.client_kill_filter(_id=client_id)
+    finally:
+        admin.close()
+    asyncio.run(runner.run([job]))  # settles on a new connection
+    drain(runner)
+    assert [c.get("cursor") for c in recorder.calls] == [None, 1]
+    assert streams.pending_count() == 0
+
+
+def test_the_keys_share_one_cluster_slot(streams: RedisStreamQueue, redis_prefix: str) -> None:
+    assert streams.stream == f"{redis_prefix}jobs:{{default}}"
+    assert streams.delayed == f"{redis_prefix}jobs:{{default}}:delayed"
