@@ -14,6 +14,7 @@ import pytest
 import redis
 
 import roost.domain.jobs as jobs_module
+import roost.storage.redis.queue as redis_queue
 from roost.domain.jobs import MAX_ATTEMPTS, Handler, JobRunner
 from roost.domain.models import Job
 from roost.storage.database import Database, Tx
@@ -269,3 +270,31 @@ def test_the_consumer_survives_its_connections_being_killed(
 def test_the_keys_share_one_cluster_slot(streams: RedisStreamQueue, redis_prefix: str) -> None:
     assert streams.stream == f"{redis_prefix}jobs:{{default}}"
     assert streams.delayed == f"{redis_prefix}jobs:{{default}}:delayed"
+
+
+def test_a_job_that_keeps_stopping_its_workers_is_set_aside_as_dead(
+        db: Database, redis_url: str, redis_prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_queue, "MAX_DELIVERIES", 3)
+    workers = [RedisStreamQueue.from_url(redis_url, db, SqlJobStore(), prefix=redis_prefix,
+                                         lease_ms=50) for _ in range(3)]
+    job_id = enqueue(db, "count", {"steps": 1})
+
+    async def take(queue: JobQueue) -> list[Job]:
+        await queue.relay()
+        return await queue.take(10, 0)
+
+    try:
+        [first] = asyncio.run(take(workers[0]))  # delivered once; this worker then dies
+        time.sleep(0.08)
+        [second] = asyncio.run(take(workers[1]))  # reclaimed: twice; this one dies too
+        assert first.id == second.id == job_id
+        time.sleep(0.08)
+        assert asyncio.run(take(workers[2])) == []  # a third time: set aside, not run
+        dead = db.read_sync(SqlJobStore().dead)
+        assert [(job.id, error) for job, error in dead] == [
+            (job_id, "abandoned 3 times: every worker that ran it stopped before it finished")]
+        assert workers[2].pending_count() == 0  # not in the stream any more, only dead
+    finally:
+        for worker in workers:
+            worker.close()

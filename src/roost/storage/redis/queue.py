@@ -76,6 +76,10 @@ RELAY_BATCH = 500  # outbox rows moved per relay transaction
 BLOCK_SECONDS = 1.0  # a blocked XREADGROUP wakes on XADD, so a long block costs no latency
 ERROR_PAUSE_SECONDS = 1.0  # after a failed relay (database or Redis unreachable)
 RECLAIM_SECONDS = 1.0  # how often a consumer looks for its own lost and others' expired entries
+# A message whose worker stopped mid-step this many times (reclaimed after each lease) is a
+# job that kills workers (out of memory, a crash in a library): it goes to the dead jobs
+# instead of taking down every worker in turn, forever.
+MAX_DELIVERIES = 10
 
 # KEYS: the delayed set, the stream; ARGV: now (ms), most to promote. Moves the due members
 # (JSON objects of string fields) onto the stream.
@@ -133,6 +137,12 @@ def _job(message_id: str, values: dict[str, str]) -> Job:
                int(values["attempts"]), receipt=message_id)
 
 
+def _id_order(message_id: str) -> tuple[int, int]:
+    """Stream ids order as (milliseconds, sequence), not as strings."""
+    ms, _, seq = message_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -155,6 +165,7 @@ class RedisStreamQueue:
         self._group_ready = False
         self._next_reclaim = 0.0
         self._claim_cursor = "0-0"
+        self._poisoned: list[tuple[Job, int]] = []  # found by _take; buried by take
         self._bell = Doorbell()
         db.on_commit(self._bell.on_commit)
 
@@ -222,12 +233,19 @@ class RedisStreamQueue:
 
     async def take(self, limit: int, wait: float) -> list[Job]:
         try:
-            return await asyncio.to_thread(self._take, limit, wait)
+            jobs = await asyncio.to_thread(self._take, limit, wait)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted: make the group again
             return []
+        poisoned, self._poisoned = self._poisoned, []
+        for job, deliveries in poisoned:
+            log.error("job %s (%s) was abandoned by %d workers; set aside as dead",
+                      job.id, job.kind, deliveries)
+            await self.retry(job, f"abandoned {deliveries} times: every worker that ran it "
+                             "stopped before it finished", 0, dead=True)
+        return jobs
 
     def _take(self, limit: int, wait: float) -> list[Job]:
         self._ensure_group()
@@ -256,7 +274,21 @@ class RedisStreamQueue:
         claimed = [_job(mid, values) for mid, values in reply[1] if values]
         if claimed:
             log.warning("reclaimed %d job(s) idle for %d ms", len(claimed), self.lease_ms)
+            deliveries = self._deliveries([job.receipt or "" for job in claimed])
+            self._poisoned += [(j, deliveries[j.receipt or ""]) for j in claimed
+                               if deliveries.get(j.receipt or "", 0) >= MAX_DELIVERIES]
+            claimed = [j for j in claimed if deliveries.get(j.receipt or "", 0) < MAX_DELIVERIES]
         return claimed
+
+    def _deliveries(self, message_ids: list[str]) -> dict[str, int]:
+        """How many times each of this consumer's pending ``message_ids`` was delivered."""
+        pending = self.client.xpending_range(
+            self.stream, GROUP, min=min(message_ids, key=_id_order),
+            max=max(message_ids, key=_id_order), count=len(message_ids) + 100,
+            consumername=self.consumer)
+        wanted = set(message_ids)
+        return {str(p["message_id"]): int(p["times_delivered"]) for p in pending
+                if str(p["message_id"]) in wanted}
 
     @staticmethod
     def _jobs(reply: Any) -> list[Job]:
