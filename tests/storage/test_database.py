@@ -12,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from roost.ids import new_id
@@ -174,6 +174,45 @@ def test_failing_operations_roll_back_alone(db: Database, commits: list[list[obj
     assert _ids(db) == {1, 3, 5}
     assert commits[-1] == ["one", "three", "five"]
     assert len(commits) == 2  # everything after the gate committed together
+
+
+def test_a_batch_takes_savepoints_only_after_an_operation_failed(db: Database) -> None:
+    savepoints: list[str] = []
+
+    @event.listens_for(db.write_engine, "before_cursor_execute")
+    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.upper().startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    runs: list[int] = []
+
+    def counted(tag_id: int) -> Callable[[Tx], int]:
+        def op(tx: Tx) -> int:
+            runs.append(tag_id)
+            return _insert(tag_id)(tx)
+        return op
+
+    try:
+        gate = Gate(db)
+        fine = [db.submit(counted(i)) for i in (1, 2, 3)]
+        gate.release()
+        assert [f.result(10) for f in fine] == [1, 2, 3]
+        assert savepoints == [] and runs == [1, 2, 3]  # all went well: no savepoint at all
+
+        gate = Gate(db)
+        before = db.submit(counted(4))
+        bad = db.submit(_insert_then_fail(5, ValueError("no")))
+        after = db.submit(counted(6))
+        gate.release()
+        assert (before.result(10), after.result(10)) == (4, 6)
+        with pytest.raises(ValueError):
+            bad.result(10)
+        # The optimistic run stopped at the failure and was rolled back; the batch ran again,
+        # each operation in its own savepoint.
+        assert runs == [1, 2, 3, 4, 4, 6] and len(savepoints) == 3
+        assert _ids(db) == {1, 2, 3, 4, 6}
+    finally:
+        event.remove(db.write_engine, "before_cursor_execute", spy)
 
 
 def test_a_lone_failing_operation_fails_and_the_writer_recovers(

@@ -31,6 +31,7 @@ from roost.domain.models import (
     ProfileField,
     Race,
     RaceEntry,
+    RelationshipFacts,
     Snapshot,
     Status,
     TimelineEntry,
@@ -309,9 +310,17 @@ def test_follow_relationship_lookups(h: Harness) -> None:
     assert h.read(h.s.follows.following_of, viewer, [a, b, c]) == {
         a: (True, False), b: (False, True)}
     assert h.read(h.s.follows.following_of, viewer, []) == {}
-    assert h.read(h.s.follows.followed_by, viewer, [a, b, c]) == {b, c}
-    assert h.read(h.s.follows.followed_by, viewer, []) == set()
     assert h.read(h.s.follows.followed_ids, viewer) == sorted([a, b])
+    requester, asked = ids(2)
+    h.write(h.s.follow_requests.insert, viewer, asked, new_id(), NOW, True, False)
+    h.write(h.s.follow_requests.insert, requester, viewer, new_id(), NOW, True, False)
+    facts = h.read(h.s.follows.relations, viewer, [a, b, c, asked, requester, new_id()])
+    assert facts == RelationshipFacts(following={a: (True, False), b: (False, True)},
+                                      followed_by={b, c}, requested={asked},
+                                      requested_by={requester})
+    assert h.read(h.s.follows.relations, viewer, [a]) == RelationshipFacts(
+        {a: (True, False)}, set(), set(), set())
+    assert h.read(h.s.follows.relations, viewer, []) == RelationshipFacts({}, set(), set(), set())
 
 
 def test_followed_with_unpushed(h: Harness) -> None:
@@ -437,17 +446,16 @@ def test_follow_requests(h: Harness) -> None:
         pairs[1]]
     assert h.read(h.s.follow_requests.page, locked, Page(min_id=request_ids[0], limit=1)) == [
         pairs[1]]
-    assert h.read(h.s.follow_requests.pending_from, requesters[0], [locked, other, new_id()]) == {
+    assert h.read(h.s.follows.relations, requesters[0], [locked, other, new_id()]).requested == {
         locked, other}
-    assert h.read(h.s.follow_requests.pending_from, requesters[0], []) == set()
-    assert h.read(h.s.follow_requests.pending_to, locked, [*requesters, other]) == set(requesters)
-    assert h.read(h.s.follow_requests.pending_to, locked, []) == set()
+    assert h.read(h.s.follows.relations, locked, [*requesters, other]).requested_by == set(
+        requesters)
 
     assert h.write(h.s.follow_requests.take, requesters[1], locked) == (False, True)
     assert h.write(h.s.follow_requests.take, requesters[1], locked) is None
     assert h.write(h.s.follow_requests.take, requesters[0], locked) == (True, False)
     assert h.read(h.s.follow_requests.count, locked) == 1
-    assert h.read(h.s.follow_requests.pending_from, requesters[0], [locked, other]) == {other}
+    assert h.read(h.s.follows.relations, requesters[0], [locked, other]).requested == {other}
 
 
 # -- follower history ------------------------------------------------------------------------

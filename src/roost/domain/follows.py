@@ -178,21 +178,18 @@ class FollowService:
         return await self.db.read(lambda tx: self.stores.follow_requests.count(tx, account_id))
 
     def relationships_in(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
-        following = self.stores.follows.following_of(tx, viewer_id, ids)
-        followed_by = self.stores.follows.followed_by(tx, viewer_id, ids)
-        requested = self.stores.follow_requests.pending_from(tx, viewer_id, ids)
-        requested_by = self.stores.follow_requests.pending_to(tx, viewer_id, ids)
+        facts = self.stores.follows.relations(tx, viewer_id, ids)
         out = []
         for account_id in ids:
-            flags = following.get(account_id)
+            flags = facts.following.get(account_id)
             out.append(Relationship(
                 id=account_id,
                 following=flags is not None,
-                followed_by=account_id in followed_by,
+                followed_by=account_id in facts.followed_by,
                 showing_reblogs=bool(flags and flags[0]),
                 notifying=bool(flags and flags[1]),
-                requested=account_id in requested,
-                requested_by=account_id in requested_by,
+                requested=account_id in facts.requested,
+                requested_by=account_id in facts.requested_by,
             ))
         return out
 

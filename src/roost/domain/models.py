@@ -84,6 +84,18 @@ class StatusView:
 
 
 @dataclass
+class RelationshipFacts:
+    """What the follow graph says about a viewer and some accounts (``FollowStore.relations``):
+    whom the viewer follows (with show_reblogs, notify), who follows the viewer, and the
+    follow requests each way."""
+
+    following: dict[int, tuple[bool, bool]]
+    followed_by: set[int]
+    requested: set[int]
+    requested_by: set[int]
+
+
+@dataclass
 class Relationship:
     id: int
     following: bool = False

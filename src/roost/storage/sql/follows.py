@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, delete, exists, func, select, update
 
-from roost.domain.models import Page
+from roost.domain.models import Page, RelationshipFacts
 from roost.storage.database import Tx
 from roost.storage.schema import accounts, follow_requests, follows
 from roost.storage.sql.common import insert_ignore, newest_first, paged
@@ -23,9 +23,17 @@ _GET = Raw("SELECT show_reblogs, notify FROM follows"
 _FOLLOWING_OF = Raw("SELECT target_account_id, show_reblogs, notify FROM follows"
                     " WHERE account_id = :viewer_id AND target_account_id IN ids(:ids)",
                     lists=["ids"])
-_FOLLOWED_BY = Raw("SELECT account_id FROM follows"
-                   " WHERE target_account_id = :viewer_id AND account_id IN ids(:ids)",
-                   lists=["ids"])
+# The four facts behind a Relationship in one round trip: 1 the viewer follows (with the
+# options), 2 follows the viewer, 3 the viewer asked to follow, 4 asked to follow the viewer.
+_RELATIONS = Raw(
+    "SELECT 1, target_account_id, show_reblogs, notify FROM follows"
+    " WHERE account_id = :viewer_id AND target_account_id IN ids(:ids)"
+    " UNION ALL SELECT 2, account_id, NULL, NULL FROM follows"
+    " WHERE target_account_id = :viewer_id AND account_id IN ids(:ids)"
+    " UNION ALL SELECT 3, target_account_id, NULL, NULL FROM follow_requests"
+    " WHERE account_id = :viewer_id AND target_account_id IN ids(:ids)"
+    " UNION ALL SELECT 4, account_id, NULL, NULL FROM follow_requests"
+    " WHERE target_account_id = :viewer_id AND account_id IN ids(:ids)", lists=["ids"])
 # From the few accounts with unpushed posts (ix_accounts_has_unpushed) to the follow edge, not
 # from the reader's hundreds of follows to their accounts.
 _FOLLOWED_WITH_UNPUSHED = Raw(
@@ -34,12 +42,6 @@ _FOLLOWED_WITH_UNPUSHED = Raw(
     " AND follows.target_account_id = accounts.id) ORDER BY accounts.id")
 _RECORD_EVENT = Raw("INSERT INTO follow_events (target_account_id, id, account_id, delta,"
                     " created_at) VALUES (:target_id, :id, :follower_id, :delta, :created_at)")
-_PENDING_FROM = Raw("SELECT target_account_id FROM follow_requests"
-                    " WHERE account_id = :requester_id AND target_account_id IN ids(:ids)",
-                    lists=["ids"])
-_PENDING_TO = Raw("SELECT account_id FROM follow_requests"
-                  " WHERE target_account_id = :target_id AND account_id IN ids(:ids)",
-                  lists=["ids"])
 
 
 class SqlFollowStore:
@@ -88,10 +90,18 @@ class SqlFollowStore:
         rows = _FOLLOWING_OF.all(tx, {"viewer_id": viewer_id, "ids": ids})
         return {r[0]: (bool(r[1]), bool(r[2])) for r in rows}
 
-    def followed_by(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
+    def relations(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> RelationshipFacts:
+        facts = RelationshipFacts({}, set(), set(), set())
         if not ids:
-            return set()
-        return set(_FOLLOWED_BY.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
+            return facts
+        kinds = {2: facts.followed_by, 3: facts.requested, 4: facts.requested_by}
+        for kind, account_id, show_reblogs, notify in _RELATIONS.all(
+                tx, {"viewer_id": viewer_id, "ids": ids}):
+            if kind == 1:
+                facts.following[account_id] = (bool(show_reblogs), bool(notify))
+            else:
+                kinds[kind].add(account_id)
+        return facts
 
     def followed_ids(self, tx: Tx, follower_id: int) -> list[int]:
         return list(tx.execute(
@@ -156,16 +166,6 @@ class SqlFollowRequestStore:
             r.account_id == requester_id, r.target_account_id == target_id
         ).returning(r.show_reblogs, r.notify)).first()
         return (row[0], row[1]) if row else None
-
-    def pending_from(self, tx: Tx, requester_id: int, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        return set(_PENDING_FROM.scalars(tx, {"requester_id": requester_id, "ids": ids}))
-
-    def pending_to(self, tx: Tx, target_id: int, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        return set(_PENDING_TO.scalars(tx, {"target_id": target_id, "ids": ids}))
 
     def page(self, tx: Tx, target_id: int, page: Page) -> list[tuple[int, int]]:
         r = follow_requests.c
