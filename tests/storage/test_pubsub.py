@@ -289,3 +289,32 @@ def test_redis_channel_names_carry_hash_tags() -> None:
     assert pubsub.redis_channel("roost:followers:7") == f"{p}roost:followers:{{7}}"
     assert pubsub.redis_channel("public") == f"{p}public"
     assert pubsub.redis_channel("hashtag:local:birds") == f"{p}hashtag:local:birds"
+
+
+def test_a_large_batch_is_published_only_where_someone_listens(redis_url: str,
+                                                               redis_prefix: str) -> None:
+    """A fan-out publishes one message per follower; on one server, channels without a
+    subscriber anywhere (PUBSUB NUMSUB) are skipped rather than sent a copy of the status."""
+    async def scenario() -> None:
+        pubsub = RedisPubSub(redis_url, prefix=redis_prefix)
+        watcher = redis.Redis.from_url(redis_url, decode_responses=True).pubsub()
+        try:
+            listening = pubsub.subscription()
+            await listening.add(["timeline:3", "timeline:17"])
+            watcher.psubscribe(f"{redis_prefix}*")  # (a pattern: not counted by NUMSUB)
+            assert watcher.get_message(timeout=5)["type"] == "psubscribe"
+            for account in range(20):  # queued in one tick: one batch
+                await pubsub.publish(f"timeline:{account}", f"post for {account}")
+            assert {await next_message(listening), await next_message(listening)} == {
+                ("timeline:3", "post for 3"), ("timeline:17", "post for 17")}
+            seen = []
+            while (message := watcher.get_message(timeout=0.5)) is not None:
+                seen.append(message["channel"])
+            assert sorted(seen) == [f"{redis_prefix}timeline:{{17}}",
+                                    f"{redis_prefix}timeline:{{3}}"]
+            await listening.close()
+        finally:
+            watcher.close()
+            await pubsub.close()
+
+    run(scenario())
