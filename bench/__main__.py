@@ -1,11 +1,18 @@
-"""Benchmarks of Roost's embedded (SQLite) hot paths, over HTTP against a real `roost serve`.
+"""Benchmarks of Roost's hot paths, over HTTP against a real `roost serve`, on either backend.
 
-    .venv/bin/python -m bench [workload ...] [--quick] [--seconds S] [--profile DIR]
+    .venv/bin/python -m bench [workload ...] [--backend embedded|production] [--workers N]
+                              [--quick] [--seconds S] [--profile DIR]
 
-Workloads: ceiling, follow_storm, home_read, fanout, posting (default: all, in that order).
-The ceiling is always measured first, in the same run, so every figure can be set against
-what this machine allows right now; each workload prints one JSON object on stdout (progress
-goes to stderr). See BENCHMARKS.md for the figures and what limits them.
+Workloads: ceiling, follow_storm, home_read, fanout, posting, celebrity, memory, seed
+(default: all, in that order). The ceiling is always measured first, in the same run, so every
+figure can be set against what this machine allows right now; each workload prints one JSON
+object on stdout (progress goes to stderr). See BENCHMARKS.md for the figures and what limits
+them.
+
+``--backend production`` runs every workload on a fresh PostgreSQL database (127.0.0.1:5432,
+user postgres) and a unique Redis key prefix (127.0.0.1:6379), with `roost serve`
+(ROOST_EMBEDDED_WORKER=false) and ``--workers`` `roost worker` processes; the databases are
+dropped and the keys deleted at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Profiler, have_wrk, log, temp_root
+from bench.backends import make_backend
+from bench.harness import Profiler, have_wrk, load_average, log, temp_root
 from bench.workloads import WORKLOADS, Context, Sizes
 
 
@@ -37,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workloads", nargs="*", metavar="workload",
                         help=f"one of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--backend", choices=["embedded", "production"], default="embedded",
+                        help="embedded: SQLite, one process; production: PostgreSQL + Redis + "
+                             "roost worker processes")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="roost worker processes in production (default 1)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and short runs (the whole suite in under a minute)")
     parser.add_argument("--seconds", type=float, default=None,
@@ -52,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve the roost package from DIR (a copy of src/ to compare "
                              "against); setup and ceilings are unchanged")
     parser.add_argument("--tmp", default=None, help="parent folder for the temporary data")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary data (and the production databases and keys)")
     args = parser.parse_args(argv)
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
@@ -66,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     if generator == "auto":
         generator = "wrk" if have_wrk() else "httpx"
     work_dir = temp_root(args.tmp)
+    src = Path(args.src).resolve() if args.src else None
+    backend = make_backend(args.backend, work_dir, args.synchronous, args.workers, src,
+                           args.keep)
     ctx = Context(work_dir=work_dir, sizes=sizes, generator=generator,
                   wrk_threads=args.wrk_threads, synchronous=args.synchronous,
                   profiler=Profiler(Path(args.profile) if args.profile else None),
-                  src=Path(args.src).resolve() if args.src else None)
+                  backend=backend, src=src)
     wanted = args.workloads or list(WORKLOADS)
     began = time.monotonic()
+    log(f"{args.backend} backend; load average {load_average()}")
     failed: list[str] = []
     try:
         # The ceiling is measured in every run: ratios only mean something on the same load.
@@ -90,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{result.get('verified')}")
             print(json.dumps(result), flush=True)
     finally:
+        backend.cleanup()
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
             log(f"data kept in {work_dir}")
-    log(f"done in {time.monotonic() - began:.1f}s"
+    log(f"done in {time.monotonic() - began:.1f}s; load average {load_average()}"
         + (f"; checks FAILED in {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

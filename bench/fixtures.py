@@ -1,120 +1,201 @@
-"""Test data written straight into a data dir before the server starts.
+"""Test data written straight into a target's database before the server starts.
 
 Registering thousands of accounts over HTTP would measure argon2, not Roost, so accounts,
-personal tokens and follow edges are bulk-inserted here into the same tables the stores
-write, with the same values (SqlAccountStore.insert, OAuthService._insert_token and
-FollowService._add_edge). The follow edges keep every counter and follow event consistent, so
-`roost check` passes on the result; they skip only the side effects a new follow triggers
-(the follow notification and the backfill job, a no-op for an author without posts). Posts go
-through the real PostService, and their fan-out jobs are run before the server starts.
+personal tokens and follow edges are bulk-loaded here (``roost.storage.bulk.BulkLoader``, the
+loader `roost seed` uses: COPY on PostgreSQL, large ``executemany`` transactions on SQLite)
+into the same tables the stores write, with the same values (SqlAccountStore.insert,
+OAuthService._insert_token and FollowService._add_edge). The follow edges keep every counter
+and follow event consistent, so `roost check` passes on the result; they skip only the side
+effects a new follow triggers (the follow notification and the backfill job, a no-op for an
+author without posts), and the follow events are folded into the follower-history rollups
+before the server starts, so it has no history backlog to work through. Posts go through the
+real PostService, and their fan-out jobs are run before the server starts.
+
+Fixture ids are allocated in increasing order from two minutes before the fixture opened: they
+sort before anything the server creates, and a million of them span 15 ms of id space.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Table
 
+from bench.backends import Target, pending_jobs
+from bench.harness import log
 from roost.clock import now_ms
+from roost.domain.models import Page, TimelineEntry
 from roost.domain.oauth import _digest
 from roost.domain.posts import NewPost
-from roost.ids import new_id
+from roost.ids import id_at_ms
 from roost.runtime import Roost
-from roost.settings import Settings
+from roost.storage.bulk import BulkLoader
 from roost.storage.database import Tx
-from roost.storage.schema import account_counters, accounts, follow_events, follows, tokens
+from roost.storage.schema import (
+    account_counters,
+    accounts,
+    follow_events,
+    follows,
+    home_timeline,
+    tokens,
+)
+from roost.storage.sql.accounts import SqlCounterStore
 
 SCOPES = "read write follow"
-CHUNK = 5_000
+
+
+def _defaults(table: Table) -> dict[str, Any]:
+    """Every column's Python-side scalar default (None where it has none)."""
+    out: dict[str, Any] = {}
+    for column in table.c:
+        default = column.default
+        out[column.name] = getattr(default, "arg", None) if default is not None and \
+            getattr(default, "is_scalar", False) else None
+    return out
 
 
 class Fixture:
-    """A Roost opened on ``data_dir`` for setting up data; close it before serving."""
+    """A Roost opened on ``target`` for setting up data; close it before serving."""
 
-    def __init__(self, data_dir: Path, synchronous: str) -> None:
-        self.settings = Settings(data_dir=data_dir, sqlite_synchronous=synchronous)  # type: ignore[arg-type]
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.settings = target.settings()
         self.roost = Roost(self.settings)
         self.roost.start()
         self.shards = self.settings.counter_shards
+        self.loader = BulkLoader(self.roost.db)
+        self._ids = itertools.count(id_at_ms(now_ms() - 120_000))
+        self._counter_rows: set[tuple[int, int]] = set()
+        self._events = False
+
+    @classmethod
+    def embedded(cls, data_dir: Path, synchronous: str) -> Fixture:
+        """A fixture on an embedded (SQLite) data dir."""
+        return cls(Target(data_dir.name, data_dir, synchronous))
 
     @property
     def db_path(self) -> Path:
+        """The SQLite database file (embedded targets only)."""
         return (self.settings.data_dir / "roost.db").resolve()
 
     def close(self) -> None:
+        if self._events:  # fold the follow events into rollups now, not while measuring
+            log(f"{self.target.name}: rolling the follow events up")
+            asyncio.run(self.roost.stats.roll_up())
+        self.analyze()
         self.roost.close()
 
-    def _write_chunks(self, statement: object, rows: Sequence[dict[str, object]]) -> None:
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start:start + CHUNK]
-            self.roost.db.write_sync(lambda tx, c=chunk: tx.execute(statement, c))  # type: ignore[misc]
+    def analyze(self) -> None:
+        """Refresh PostgreSQL's planner statistics after a bulk load, as autovacuum would
+        within a minute or so: without them the first queries plan for empty tables."""
+        if not self.roost.db.is_sqlite:
+            self.roost.db.write_sync(lambda tx: tx.exec_driver_sql("ANALYZE"))
 
-    def accounts(self, prefix: str, count: int) -> list[int]:
-        """``count`` unlocked, active accounts named ``<prefix><n>`` without passwords; their
-        ids."""
+    def __enter__(self) -> Fixture:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def ids(self, count: int) -> list[int]:
+        return [next(self._ids) for _ in range(count)]
+
+    def accounts(self, prefix: str, count: int, *, pulled: bool = False) -> list[int]:
+        """``count`` unlocked, active accounts named ``<prefix><n>`` without passwords or
+        e-mail addresses; their ids. ``pulled``: above the fan-out pull threshold."""
         at = now_ms()
-        rows: list[dict[str, object]] = []
-        for n in range(count):
-            username = f"{prefix}{n}"
-            rows.append({
-                "id": new_id(), "username": username, "username_lower": username.lower(),
-                "display_name": "", "note": "", "fields": "[]", "locked": False, "bot": False,
-                "discoverable": True, "email": f"{username}@bench.invalid",
-                "password_hash": None, "is_admin": False, "locale": "en", "pulled": False,
-                "has_unpushed": False, "created_at": at, "last_status_at": None,
-            })
-            if "last_active_at" in accounts.c:  # active now, as registration leaves them:
-                rows[-1]["last_active_at"] = at  # fan-out skips inactive followers
-        self._write_chunks(accounts.insert(), rows)
-        return [int(r["id"]) for r in rows]  # type: ignore[call-overload]
+        ids = self.ids(count)
+        base = _defaults(accounts)
+        base.update({"locked": False, "bot": False, "discoverable": True, "email": None,
+                     "password_hash": None, "is_admin": False, "locale": "en",
+                     "pulled": pulled, "has_unpushed": pulled, "created_at": at,
+                     "last_status_at": None, "last_active_at": at})  # active now, as
+        columns = list(base)                                         # registration leaves them
+        at_id, at_name, at_lower = (columns.index(c) for c in ("id", "username",
+                                                               "username_lower"))
+        template = [base[c] for c in columns]
+
+        def rows() -> Iterator[list[Any]]:
+            for n, account_id in enumerate(ids):
+                row = template.copy()
+                row[at_id] = account_id
+                row[at_name] = row[at_lower] = f"{prefix}{n}"
+                yield row
+
+        self.loader.insert(accounts, columns, rows())
+        return ids
 
     def tokens(self, account_ids: Sequence[int]) -> list[str]:
         """A personal access token ("read write follow") for each account, in order."""
         at = now_ms()
         secrets_out = [secrets.token_urlsafe(32) for _ in account_ids]
-        rows: list[dict[str, object]] = [
-            {"id": new_id(), "token_hash": _digest(secret), "refresh_hash": None,
-             "app_id": None, "account_id": account_id, "scopes": SCOPES, "created_at": at,
-             "revoked_at": None}
-            for account_id, secret in zip(account_ids, secrets_out, strict=True)
-        ]
-        self._write_chunks(tokens.insert(), rows)
+        ids = self.ids(len(account_ids))
+        self.loader.insert(
+            tokens, ["id", "token_hash", "refresh_hash", "app_id", "account_id", "scopes",
+                     "created_at", "revoked_at"],
+            ((token_id, _digest(secret), None, None, account_id, SCOPES, at, None)
+             for token_id, account_id, secret in zip(ids, account_ids, secrets_out,
+                                                     strict=True)))
         return secrets_out
 
     def follow_edges(self, pairs: Iterable[tuple[int, int]]) -> int:
         """Insert (follower, target) edges with their follow events and sharded counters,
         as FollowService._add_edge writes them; returns how many."""
-        at = now_ms()
-        edge_rows: list[dict[str, object]] = []
-        event_rows: list[dict[str, object]] = []
+        pairs = list(pairs)
+        ids = self.ids(len(pairs))
         counts: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+        shards = self.shards
         for follower, target in pairs:
-            edge_rows.append({"account_id": follower, "target_account_id": target,
-                              "id": new_id(), "show_reblogs": True, "notify": False,
-                              "created_at": at})
-            event_rows.append({"target_account_id": target, "id": new_id(),
-                               "account_id": follower, "delta": 1, "created_at": at})
-            counts[(target, follower % self.shards)][0] += 1
-            counts[(follower, target % self.shards)][1] += 1
-        self._write_chunks(follows.insert(), edge_rows)
-        self._write_chunks(follow_events.insert(), event_rows)
-        upsert = sqlite.insert(account_counters)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["account_id", "shard"],
-            set_={"followers": account_counters.c.followers + upsert.excluded.followers,
-                  "following": account_counters.c.following + upsert.excluded.following},
-        )
-        counter_rows: list[dict[str, object]] = [
-            {"account_id": account_id, "shard": shard, "followers": f, "following": g,
-             "statuses": 0}
-            for (account_id, shard), (f, g) in counts.items()
-        ]
-        self._write_chunks(upsert, counter_rows)
-        return len(edge_rows)
+            counts[(target, follower % shards)][0] += 1
+            counts[(follower, target % shards)][1] += 1
+        self.loader.insert(
+            follows, ["account_id", "target_account_id", "id", "show_reblogs", "notify",
+                      "created_at"],
+            ((follower, target, edge_id, True, False, edge_id >> 16)
+             for (follower, target), edge_id in zip(pairs, ids, strict=True)))
+        self.loader.insert(
+            follow_events, ["target_account_id", "id", "account_id", "delta", "created_at"],
+            ((target, event_id, follower, 1, event_id >> 16)
+             for (follower, target), event_id in zip(pairs, ids, strict=True)))
+        fresh = [(key, fg) for key, fg in counts.items() if key not in self._counter_rows]
+        seen = [(key, fg) for key, fg in counts.items() if key in self._counter_rows]
+        self.loader.insert(
+            account_counters, ["account_id", "shard", "followers", "following", "statuses"],
+            ((account_id, shard, f, g, 0) for (account_id, shard), (f, g) in fresh))
+        if seen:
+            store = SqlCounterStore()
+
+            def bump(tx: Tx) -> None:
+                for (account_id, shard), (f, g) in seen:
+                    store.add(tx, account_id, shard, followers=f, following=g)
+
+            self.roost.db.write_sync(bump)
+        self._counter_rows.update(counts)
+        self._events = self._events or bool(pairs)
+        return len(pairs)
+
+    def home_entries(self, rows: Iterable[tuple[int, int, int]]) -> int:
+        """(account, status, author) rows straight into the SQL ``home_timeline`` table, for
+        measuring its size (the statuses need not exist)."""
+        return self.loader.insert(home_timeline, ["account_id", "status_id", "author_id",
+                                                  "reblog_of_id"],
+                                  ((a, s, w, None) for a, s, w in rows))
+
+    def timeline_entries(self, account_id: int, entries: Sequence[tuple[int, int]]) -> None:
+        """(status, author) entries into one home timeline through the configured store."""
+        home = self.roost.stores.home
+        page = [TimelineEntry(status, author, None) for status, author in entries]
+        self.roost.db.write_sync(lambda tx: home.add_many(tx, account_id, page))
+
+    def home_page(self, account_id: int, limit: int) -> list[TimelineEntry]:
+        home = self.roost.stores.home
+        return self.roost.db.read_sync(lambda tx: home.page(tx, account_id, Page(limit=limit)))
 
     def post(self, posts: Sequence[tuple[int, str]], parallel: int = 64) -> list[int]:
         """Publish (author, text) posts through PostService (content rendering, counters,
@@ -135,10 +216,4 @@ class Fixture:
         return ids
 
     def pending_jobs(self) -> int:
-        return self.roost.db.read_sync(lambda tx: self.roost.stores.jobs.pending_count(tx))
-
-    def read(self, sql: str, *args: object) -> int:
-        def query(tx: Tx) -> int:
-            return int(tx.exec_driver_sql(sql, args).scalar() or 0)
-
-        return self.roost.db.read_sync(query)
+        return pending_jobs(self.roost)

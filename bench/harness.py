@@ -47,7 +47,7 @@ def load_average() -> list[float]:
 # -- server processes ------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the harness dies, however it dies (Linux),
     so an interrupted or timed-out run leaves no server behind."""
     try:
@@ -85,7 +85,7 @@ class Process:
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(self.argv, env=env, stdout=out,
                                             stderr=subprocess.STDOUT, cwd=REPO,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -122,13 +122,15 @@ class Process:
         return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def roost_server(data_dir: Path, synchronous: str, src: Path | None = None) -> Process:
+def roost_server(data_dir: Path, synchronous: str, src: Path | None = None,
+                 settings: dict[str, str] | None = None) -> Process:
     """`roost serve` on ``data_dir``, exactly as an operator starts it (one process, uvicorn
     with its defaults: uvloop and httptools when installed). With ``src``, the ``roost``
-    package is imported from that folder instead (before/after comparisons in one run)."""
+    package is imported from that folder instead (before/after comparisons in one run);
+    ``settings`` are more ROOST_* variables (the production backend's database and Redis)."""
     port = free_port()
     env = {"ROOST_SQLITE_SYNCHRONOUS": synchronous, "ROOST_LOG_LEVEL": "warning",
-           "ROOST_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+           **(settings or {}), "ROOST_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     if src is not None:
         env["PYTHONPATH"] = str(src)
     return Process([sys.executable, "-m", "roost", "--data-dir", str(data_dir), "serve",
@@ -236,18 +238,22 @@ class Profiler:
         self.out_dir = out_dir
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, pid: int, seconds: float) -> None:
+    def start(self, name: str, pids: dict[str, int], seconds: float) -> None:
+        """Record every process of ``pids`` (role -> pid): the server into ``<name>.txt``,
+        the others (production workers) into ``<name>-<role>.txt``."""
         if self.out_dir is None:
             return
         spy = py_spy()
         if spy is None:
             raise RuntimeError("--profile needs py-spy (pip install py-spy)")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.children.append(subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", "100", "--duration",
-             str(max(1, round(seconds))), "--format", "raw", "--threads", "--nonblocking",
-             "--output", str(self.out_dir / f"{name}.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for role, pid in pids.items():
+            out = self.out_dir / (f"{name}.txt" if role == "server" else f"{name}-{role}.txt")
+            self.children.append(subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--rate", "100", "--duration",
+                 str(max(1, round(seconds))), "--format", "raw", "--threads", "--nonblocking",
+                 "--output", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def wait(self) -> None:
         for child in self.children:
@@ -312,6 +318,37 @@ def thread_report(pid: int, before: dict[int, tuple[float, float]],
                    "threads": int(n)}
             for name, (cpu, wait, n) in sorted(groups.items(), key=lambda g: -g[1][0])
             if cpu > 0.001 * elapsed or wait > 0.001 * elapsed}
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of any process so far (Linux /proc), None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name is one of ``names`` (``postgres``, ``redis-server``)."""
+    out = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in names:
+                out.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return out
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each process of ``pids`` still running."""
+    out = {}
+    for pid in pids:
+        cpu = process_cpu_seconds(pid)
+        if cpu is not None:
+            out[pid] = cpu
+    return out
 
 
 def temp_root(base: str | None) -> Path:

@@ -49,7 +49,7 @@ def per_call_us(conn: Connection, fn: Callable[[Connection], object], n: int = 2
 
 
 def statement_costs(work: Path) -> dict[str, float]:
-    fixture = Fixture(work / "statements", "NORMAL")
+    fixture = Fixture.embedded(work / "statements", "NORMAL")
     ids = fixture.accounts("someone", 100)
     db_path = fixture.db_path
     fixture.close()
@@ -77,7 +77,7 @@ def statement_costs(work: Path) -> dict[str, float]:
 
 
 def follow_tx(work: Path, rounds: int) -> dict[str, Any]:
-    fixture = Fixture(work / "follows", "NORMAL")
+    fixture = Fixture.embedded(work / "follows", "NORMAL")
     (target,) = fixture.accounts("target", 1)
     fans = fixture.accounts("fan", 1000 * (rounds + 1))
     fixture.close()
@@ -122,7 +122,7 @@ def follow_tx(work: Path, rounds: int) -> dict[str, Any]:
 
 
 def home_read(work: Path, rounds: int) -> dict[str, Any]:
-    fixture = Fixture(work / "home", "NORMAL")
+    fixture = Fixture.embedded(work / "home", "NORMAL")
     (reader,) = fixture.accounts("reader", 1)
     authors = fixture.accounts("author", 500)
     fixture.follow_edges((reader, a) for a in authors)

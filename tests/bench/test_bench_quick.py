@@ -1,14 +1,20 @@
 """The benchmark suite runs end to end in its smallest configuration: `python -m bench` starts
-the ceiling app and a real `roost serve`, drives them over HTTP, and prints one JSON object per
-workload whose correctness checks hold. Speed is not checked here (see BENCHMARKS.md)."""
+the ceiling app and a real `roost serve` (and, in production, `roost worker` on PostgreSQL and
+Redis), drives them over HTTP, and prints one JSON object per workload whose correctness checks
+hold. Speed is not checked here (see BENCHMARKS.md)."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
+import redis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,4 +59,57 @@ def test_quick_bench_follow_storm_and_fanout(tmp_path: Path) -> None:
     assert fanout["verified"] == {"all_delivered": True, "sample_sees_post_over_http": True}
     assert all(run["delivered"] == fanout["parameters"]["followers"] for run in fanout["runs"])
 
+    assert not list(tmp_path.iterdir()), "the temporary data should be removed"
+
+
+def _production_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1), \
+                psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                                connect_timeout=2):
+            pass
+        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping()
+    except (OSError, psycopg.Error, redis.RedisError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _production_available(),
+                    reason="needs PostgreSQL and Redis on 127.0.0.1 (see CI)")
+def test_quick_bench_production(tmp_path: Path) -> None:
+    results = run_bench("--backend", "production", "ceiling", "follow_storm", "fanout",
+                        "celebrity", "--quick", "--seconds", "1", "--tmp", str(tmp_path))
+    assert set(results) == {"ceiling", "follow_storm", "fanout", "celebrity"}
+    for result in results.values():
+        assert result["parameters"]["backend"] == "production"
+        assert result.get("ok", True), result.get("verified")
+    ceiling = results["ceiling"]["ceiling"]
+    assert ceiling["postgresql"]["commits_per_s"] > 0
+    assert ceiling["postgresql"]["fanout_rows_per_s_2000_per_commit"] > 0
+    assert ceiling["redis"]["zadd_per_s_redis_py_pipeline"] > 0
+    assert ceiling["redis"]["entries_per_s_fanout_script_2000_keys"] > 0
+
+    storm = results["follow_storm"]
+    assert storm["verified"]["followers_count_equals_edges"]
+    assert storm["verified"]["roost_check_clean"], storm["verified"]["roost_check_output"]
+    assert storm["server"]["worker1_cpu_percent"] is not None
+
+    fanout = results["fanout"]  # checked in the Redis home timelines
+    assert fanout["verified"] == {"all_delivered": True, "sample_sees_post_over_http": True}
+    assert "redis_fanout_script_entries_per_s" in fanout["ceiling"]
+
+    celebrity = results["celebrity"]
+    assert celebrity["verified"]["every_follower_saw_it"]
+    assert celebrity["verified"]["merged_at_read_not_pushed"]
+    assert celebrity["latency_ms"]["max"] > 0
+
+    # the databases are dropped and the keys deleted
+    run_id = storm["parameters"]["run_id"]
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+                            (f"roost_bench_{run_id}%",)).fetchone()
+    assert left == (0,)
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    assert not list(client.scan_iter(match=f"roostbench:{run_id}:*", count=1000))
+    client.close()
     assert not list(tmp_path.iterdir()), "the temporary data should be removed"
