@@ -200,10 +200,15 @@ def production_server(tmp_path: Path, redis_url: str,
 
 def _production_server(tmp_path: Path, database_url: str, redis_url: str,
                        redis_prefix: str) -> Iterator[Server]:
-    env = {"ROOST_ALLOW_PASSWORD_GRANT": "true",
-           "ROOST_DATABASE_URL": database_url,
-           "ROOST_REDIS_URL": redis_url, "ROOST_REDIS_PREFIX": redis_prefix,
-           "ROOST_EMBEDDED_WORKER": "false"}
+    yield from server_with_worker(tmp_path, {
+        "ROOST_DATABASE_URL": database_url, "ROOST_REDIS_URL": redis_url,
+        "ROOST_REDIS_PREFIX": redis_prefix})
+
+
+def server_with_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
+    """`roost serve` with ``env`` (plus the password grant, and no embedded worker) and one
+    separate `roost worker` (its output in worker.log); both stopped afterwards."""
+    env = {"ROOST_ALLOW_PASSWORD_GRANT": "true", **env, "ROOST_EMBEDDED_WORKER": "false"}
     instance = Server(tmp_path / "data", free_port(), env=env)
     instance.start()
     log = (tmp_path / "worker.log").open("ab")

@@ -5,9 +5,6 @@ user stream over a WebSocket, through the cluster's timelines and sharded pub/su
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,14 @@ import httpx
 import pytest
 from redis.cluster import RedisCluster
 
-from tests.e2e.conftest import Account, Server, app_token, async_client, free_port, register
+from tests.e2e.conftest import (
+    Account,
+    Server,
+    app_token,
+    async_client,
+    register,
+    server_with_worker,
+)
 from tests.e2e.test_streaming import wait_until, websocket
 from tests.pg_support import fresh_database
 
@@ -23,26 +27,10 @@ from tests.pg_support import fresh_database
 @pytest.fixture
 def cluster_server(tmp_path: Path, redis_cluster_url: str,
                    cluster_prefix: str) -> Iterator[Server]:
-    env = {"ROOST_ALLOW_PASSWORD_GRANT": "true", "ROOST_EMBEDDED_WORKER": "false",
-           "ROOST_REDIS_URL": redis_cluster_url, "ROOST_REDIS_CLUSTER": "true",
-           "ROOST_REDIS_PREFIX": cluster_prefix}
     with fresh_database("roost_cluster") as database_url:
-        env["ROOST_DATABASE_URL"] = database_url
-        server = Server(tmp_path / "data", free_port(), env=env)
-        server.start()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "roost", "--data-dir", str(server.data_dir), "worker"],
-            env={**os.environ, **env}, stdout=(tmp_path / "worker.log").open("ab"),
-            stderr=subprocess.STDOUT)
-        try:
-            yield server
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-            server.stop()
+        yield from server_with_worker(tmp_path, {
+            "ROOST_DATABASE_URL": database_url, "ROOST_REDIS_URL": redis_cluster_url,
+            "ROOST_REDIS_CLUSTER": "true", "ROOST_REDIS_PREFIX": cluster_prefix})
 
 
 def test_a_post_reaches_a_follower_over_http_and_websocket(

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1132,55 +1133,22 @@ def test_jobs_claim_leases(h: Harness, db_url: str) -> None:
         {"n": 1, "after": 5}]
 
 
-def test_jobs_claim_is_exclusive_between_processes(h: Harness, db_url: str) -> None:
-    """Two writers claiming at once never get the same job (PostgreSQL: SKIP LOCKED)."""
+def _taken_by_two_writers_at_once(h: Harness, db_url: str,
+                                  take: Callable[[Tx], list[Job]]) -> list[list[int]]:
+    """40 due jobs; this harness's writer and another process's each run ``take`` until it
+    comes back empty, at the same time; the job ids each got."""
     from roost.storage.database import Database as Other
 
     for n in range(40):
         h.write(h.s.jobs.enqueue, "fanout", {"n": n}, NOW)
     other = Other(db_url)
+    results: list[list[int]] = [[], []]
+
+    def take_all(db: Database, into: list[int]) -> None:
+        while got := db.write_sync(take):
+            into.extend(j.id for j in got)
+
     try:
-        results: list[list[int]] = [[], []]
-
-        def claim_all(db: Database, into: list[int]) -> None:
-            while True:
-                got = db.write_sync(lambda tx: h.s.jobs.claim(tx, NOW, 3, 60_000))
-                if not got:
-                    return
-                into.extend(j.id for j in got)
-
-        threads = [threading.Thread(target=claim_all, args=(d, r))
-                   for d, r in ((h.db, results[0]), (other, results[1]))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        other.close()
-    assert not set(results[0]) & set(results[1])
-    assert len(results[0]) + len(results[1]) == 40
-
-
-def test_jobs_take_is_exclusive_between_relays(h: Harness, db_url: str) -> None:
-    """Two relays taking at once, each holding its rows a moment (its XADDs), never take the
-    same job (PostgreSQL: SKIP LOCKED)."""
-    from roost.storage.database import Database as Other
-
-    for n in range(40):
-        h.write(h.s.jobs.enqueue, "fanout", {"n": n}, NOW)
-    other = Other(db_url)
-    try:
-        results: list[list[int]] = [[], []]
-
-        def relay(tx: Tx) -> list[Job]:
-            taken = h.s.jobs.take(tx, NOW, 3)
-            time.sleep(0.005)
-            return taken
-
-        def take_all(db: Database, into: list[int]) -> None:
-            while got := db.write_sync(relay):
-                into.extend(j.id for j in got)
-
         threads = [threading.Thread(target=take_all, args=(d, r))
                    for d, r in ((h.db, results[0]), (other, results[1]))]
         for t in threads:
@@ -1189,8 +1157,29 @@ def test_jobs_take_is_exclusive_between_relays(h: Harness, db_url: str) -> None:
             t.join()
     finally:
         other.close()
-    assert not set(results[0]) & set(results[1])
-    assert len(results[0]) + len(results[1]) == 40
+    return results
+
+
+def test_jobs_claim_is_exclusive_between_processes(h: Harness, db_url: str) -> None:
+    """Two writers claiming at once never get the same job (PostgreSQL: SKIP LOCKED)."""
+    mine, theirs = _taken_by_two_writers_at_once(
+        h, db_url, lambda tx: h.s.jobs.claim(tx, NOW, 3, 60_000))
+    assert not set(mine) & set(theirs)
+    assert len(mine) + len(theirs) == 40
+
+
+def test_jobs_take_is_exclusive_between_relays(h: Harness, db_url: str) -> None:
+    """Two relays taking at once, each holding its rows a moment (its XADDs), never take the
+    same job (PostgreSQL: SKIP LOCKED)."""
+
+    def relay(tx: Tx) -> list[Job]:
+        taken = h.s.jobs.take(tx, NOW, 3)
+        time.sleep(0.005)
+        return taken
+
+    mine, theirs = _taken_by_two_writers_at_once(h, db_url, relay)
+    assert not set(mine) & set(theirs)
+    assert len(mine) + len(theirs) == 40
 
 
 def test_jobs_retry_dead_and_revive(h: Harness) -> None:
