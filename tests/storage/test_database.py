@@ -336,3 +336,36 @@ def test_cancelled_callers_do_not_stop_the_writer(db: Database) -> None:
     assert len(rows) == 1  # the cancelled caller's write still happened, whole
     db.write_sync(lambda tx: tx.execute(roost_state.delete().where(
         roost_state.c.key == "cancelled")))
+
+
+def test_postgresql_batches_that_lose_a_race_run_again(postgresql_url: str) -> None:
+    """A deadlock or serialization failure (another process's writer won) is the batch's
+    bad luck, not its operations' fault: the whole batch runs again and every caller gets its
+    result, not the error."""
+    database = Database(postgresql_url)
+    kept_id, failed_id = new_id(), new_id()  # (this database is shared by the session)
+    unlucky = {"left": 2}  # the first two runs of the batch lose the race
+
+    def race(tx: Tx) -> str:
+        if unlucky["left"]:
+            unlucky["left"] -= 1
+            tx.execute(text("DO $$ BEGIN RAISE EXCEPTION 'lost' USING ERRCODE = '40P01'; "
+                            "END $$"))
+        return "won"
+
+    try:
+        gate = Gate(database)
+        first = database.submit(_insert(kept_id, event="one"))
+        racing = database.submit(race)
+        failing = database.submit(_insert_then_fail(failed_id, ValueError("mine"),
+                                                    event="two"))
+        gate.release()
+        assert first.result(10) == kept_id
+        assert racing.result(10) == "won"
+        with pytest.raises(ValueError, match="mine"):  # an ordinary error still fails alone
+            failing.result(10)
+        assert unlucky["left"] == 0
+        kept = _ids(database)
+        assert kept_id in kept and failed_id not in kept
+    finally:
+        database.close()

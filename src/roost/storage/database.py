@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,16 +211,20 @@ class Database:
         conn.info[_EVENTS] = events
         outcomes: list[tuple[bool, Any]] = []
         try:
-            try:
-                self._run(conn, batch, events, outcomes, isolated=False)
-            except _OperationFailed:
-                # Optimistic first: no savepoint per operation (two statements each, a
-                # quarter of a follow's writer time on SQLite, two round trips on PostgreSQL).
-                # One operation failed, so nothing was kept: run the batch again with a
-                # savepoint around each operation, so the failure rolls back alone.
+            for attempt in range(TRANSIENT_RETRIES + 1):
                 events.clear()
                 outcomes.clear()
-                self._run(conn, batch, events, outcomes, isolated=True)
+                try:
+                    self._attempt(conn, batch, events, outcomes)
+                    break
+                except BaseException as exc:
+                    if attempt == TRANSIENT_RETRIES or not _transient(exc):
+                        raise
+                    # Another process's transaction deadlocked with this one, or PostgreSQL
+                    # could not serialise them: nothing of the batch was kept, so it runs
+                    # again, as a client would retry, rather than failing every caller.
+                    log.info("write batch of %d hit %r; running it again", len(batch), exc)
+                    time.sleep(0.01 * 2**attempt)
         except BaseException as exc:
             log.debug("write batch of %d failed: %r", len(batch), exc)
             errors = [value if not ok else exc for ok, value in outcomes]
@@ -240,6 +245,19 @@ class Database:
                 op.future.set_exception(value)
         return conn
 
+    def _attempt(self, conn: Connection, batch: list[_WriteOp], events: list[object],
+                 outcomes: list[tuple[bool, Any]]) -> None:
+        try:
+            self._run(conn, batch, events, outcomes, isolated=False)
+        except _OperationFailed:
+            # Optimistic first: no savepoint per operation (two statements each, a quarter
+            # of a follow's writer time on SQLite, two round trips on PostgreSQL). One
+            # operation failed, so nothing was kept: run the batch again with a savepoint
+            # around each operation, so the failure rolls back alone.
+            events.clear()
+            outcomes.clear()
+            self._run(conn, batch, events, outcomes, isolated=True)
+
     @staticmethod
     def _run(conn: Connection, batch: list[_WriteOp], events: list[object],
              outcomes: list[tuple[bool, Any]], *, isolated: bool) -> None:
@@ -256,6 +274,8 @@ class Database:
                     try:
                         outcomes.append((True, op.fn(conn)))
                     except BaseException as exc:
+                        if _transient(exc):
+                            raise  # the batch's fault, not the operation's: retry it all
                         raise _OperationFailed from exc
                 else:
                     savepoint = conn.begin_nested()
@@ -263,12 +283,24 @@ class Database:
                     try:
                         result = op.fn(conn)
                     except BaseException as exc:
+                        if _transient(exc):
+                            raise
                         savepoint.rollback()
                         del events[emitted_before:]
                         outcomes.append((False, exc))
                     else:
                         savepoint.commit()
                         outcomes.append((True, result))
+
+
+TRANSIENT_RETRIES = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race with
+# another one (another process's writer), not an error of the operations in it.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _transient(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 class _OperationFailed(Exception):
