@@ -160,7 +160,11 @@ class RedisHomeTimelineStore:
                  cluster: bool = False) -> RedisHomeTimelineStore:
         """A store on the server at ``url``, or, with ``cluster``, on the Redis Cluster that
         the node at ``url`` belongs to (the client discovers the other nodes)."""
-        options = {"socket_keepalive": True, "client_name": f"{prefix}home"}
+        # Timeouts: these calls run inside the database writer's transactions, and a reply
+        # that never comes (a hung server, a half-open connection) must fail the operation,
+        # to be retried, rather than hold the writer, and every write behind it, forever.
+        options = {"socket_keepalive": True, "client_name": f"{prefix}home",
+                   "socket_connect_timeout": 5, "socket_timeout": 30}
         client = (RedisCluster.from_url(url, **options) if cluster
                   else redis.Redis.from_url(url, **options))
         return cls(client, cap=cap, prefix=prefix)
