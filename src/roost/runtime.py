@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_SECONDS = 60.0
 ROLLUP_SECONDS = 10.0
 RACE_REFRESH_SECONDS = 1.0
+RACE_SETTLE_MS = 2_000  # a write batch commits well within this on PostgreSQL
 
 
 @dataclass
@@ -58,7 +59,9 @@ class Roost:
                                      milestones=self.milestones)
         self.stats = StatsService(self.db, self.stores,
                                   max_points=settings.history_max_points)
-        self.races = RaceService(self.db, self.stores, self.stats)
+        # (SQLite serialises writers, so ids commit in order; PostgreSQL's may not: see races)
+        self.races = RaceService(self.db, self.stores, self.stats,
+                                 settle_ms=0 if self.db.is_sqlite else RACE_SETTLE_MS)
         inactive_ms = int(settings.inactive_days * 86_400_000)
         self.accounts = AccountService(self.db, self.stores,
                                        on_unlock=self.follows.accept_all_requests,

@@ -399,12 +399,15 @@ def test_races(h: Harness) -> None:
     h.write(h.s.follows.record_event, a, other, 1, events[0], NOW + 1)
     h.write(h.s.follows.record_event, new_id(), other, 1, events[1], NOW + 2)  # not racing
     h.write(h.s.follows.record_event, b, other, 1, events[2], NOW + 3)
-    assert h.read(h.s.races.events_after, [a, b], cursor, 10) == [
+    last = (1 << 63) - 1
+    assert h.read(h.s.races.events_after, [a, b], cursor, last, 10) == [
         (events[0], a, other, 1, NOW + 1), (events[2], b, other, 1, NOW + 3)]
-    assert h.read(h.s.races.events_after, [a, b], events[0], 10) == [
+    assert h.read(h.s.races.events_after, [a, b], events[0], last, 10) == [
         (events[2], b, other, 1, NOW + 3)]
-    assert h.read(h.s.races.events_after, [a, b], cursor, 1) == [
+    assert h.read(h.s.races.events_after, [a, b], cursor, last, 1) == [
         (events[0], a, other, 1, NOW + 1)]
+    assert h.read(h.s.races.events_after, [a, b], cursor, events[2], 10) == [
+        (events[0], a, other, 1, NOW + 1)]  # not yet settled: the newest waits
     assert h.read(h.s.races.unsettled_ids, 10) == [race.id]
     race.cursor_id = events[2]
     race.entries[0].followers = 3

@@ -16,7 +16,7 @@ from roost.domain.errors import Forbidden, InvalidInput, NotFound
 from roost.domain.events import RaceUpdated
 from roost.domain.models import Account, Page, Race, RaceEntry
 from roost.domain.stats import StatsService
-from roost.ids import new_id
+from roost.ids import id_at_ms, new_id
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
@@ -24,6 +24,7 @@ DEFAULT_TARGET = 1_000_000
 MAX_ACCOUNTS = 10
 MAX_TARGET = 10**12
 EVENT_BATCH = 10_000
+LAST_ID = (1 << 63) - 1  # (no event is newer: the bound when writers are serialised)
 
 
 @dataclass
@@ -52,10 +53,16 @@ def _leader(race: Race) -> int | None:
 
 
 class RaceService:
-    def __init__(self, db: Database, stores: Stores, stats: StatsService) -> None:
+    def __init__(self, db: Database, stores: Stores, stats: StatsService, *,
+                 settle_ms: int = 0) -> None:
         self.db = db
         self.stores = stores
         self.stats = stats
+        # How old a follow event must be before a refresh walks past it. Ids are taken
+        # before commit; with concurrent writers (several processes on PostgreSQL) an event
+        # can commit after a later one, below a cursor that already moved on, and would never
+        # be counted. Writers serialised by the database (SQLite) need no wait.
+        self.settle_ms = settle_ms
 
     async def create(self, creator_id: int, account_ids: list[int],
                      target: int | None) -> RaceView:
@@ -98,11 +105,12 @@ class RaceService:
     def refresh_in(self, tx: Tx, race: Race) -> bool:
         """Walk the follow events past the race's cursor; True if anything happened."""
         by_account = {x.account_id: x for x in race.entries}
+        settled_before = id_at_ms(now_ms() - self.settle_ms) if self.settle_ms else LAST_ID
         new_changes = 0
         moved = False
         while True:
-            events = self.stores.races.events_after(tx, list(by_account), race.cursor_id,
-                                                    EVENT_BATCH)
+            events = self.stores.races.events_after(
+                tx, list(by_account), race.cursor_id, settled_before, EVENT_BATCH)
             for event_id, account_id, follower_id, delta, at in events:
                 entry = by_account[account_id]
                 entry.followers += delta

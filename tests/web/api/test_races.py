@@ -65,3 +65,24 @@ def test_race_input_errors(api: Api) -> None:
     assert api.client.post("/api/v1/roost/races", json={"account_ids": [alice.id, bob.id]}
                            ).status_code == 401
     assert api.client.get("/api/v1/roost/races/42").status_code == 404
+
+
+def test_a_race_walks_only_events_old_enough_to_have_settled(make_api: Any) -> None:
+    """With concurrent writers (PostgreSQL, several processes) a follow event can commit after
+    a newer one; a refresh only walks events older than ``settle_ms``, so none is skipped."""
+    api: Api = make_api()
+    roost: Roost = api.roost
+    assert roost.races.settle_ms == 0  # SQLite serialises its writers: no wait
+    ashton, cnn, fan = api.register("aplusk"), api.register("cnnbrk"), api.register("fan")
+    race = fan.post("/api/v1/roost/races", json={
+        "account_ids": [ashton.id, cnn.id], "target": 1}).json()
+
+    def winner() -> str | None:
+        """From the race's own walk of the event log, not from the live counts."""
+        return api.client.get(f"/api/v1/roost/races/{race['id']}").json()["winner_id"]
+
+    roost.races.settle_ms = 60_000
+    fan.follow(ashton)
+    assert winner() is None  # the follow is too recent to be sure of its place in the log
+    roost.races.settle_ms = 0
+    assert winner() == ashton.id

@@ -72,13 +72,14 @@ class SqlRaceStore:
         tx.execute(delete(race_entries).where(re_.race_id == race_id))
         tx.execute(delete(races).where(r.id == race_id))
 
-    def events_after(self, tx: Tx, account_ids: Sequence[int], after_id: int,
+    def events_after(self, tx: Tx, account_ids: Sequence[int], after_id: int, before_id: int,
                      limit: int) -> list[tuple[int, int, int, int, int]]:
         """(event id, target account, follower, delta, time) of the accounts' follow events
-        after ``after_id``, oldest first."""
+        after ``after_id`` and before ``before_id``, oldest first."""
         rows = tx.execute(
             select(e.id, e.target_account_id, e.account_id, e.delta, e.created_at)
-            .where(e.target_account_id.in_(list(account_ids)), e.id > after_id)
+            .where(e.target_account_id.in_(list(account_ids)), e.id > after_id,
+                   e.id < before_id)
             .order_by(e.id).limit(limit))
         return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
