@@ -14,6 +14,7 @@ import pytest
 import redis
 
 import roost.domain.jobs as jobs_module
+import roost.storage.queue as outbox_queue
 import roost.storage.redis.queue as redis_queue
 from roost.domain.jobs import MAX_ATTEMPTS, Handler, JobRunner
 from roost.domain.models import Job
@@ -298,3 +299,18 @@ def test_a_job_that_keeps_stopping_its_workers_is_set_aside_as_dead(
     finally:
         for worker in workers:
             worker.close()
+
+
+def test_an_outbox_job_whose_workers_keep_stopping_is_set_aside_as_dead(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox_queue, "ABANDON_LIMIT", 3)
+    queue = OutboxQueue(db, SqlJobStore(), lease_ms=50)
+    job_id = enqueue(db, "count", {"steps": 1})
+    for attempt in range(3):  # each worker takes the job and stops before settling it
+        [taken] = asyncio.run(queue.take(10, 0))
+        assert (taken.id, taken.attempts) == (job_id, attempt)
+        time.sleep(0.08)
+    assert asyncio.run(queue.take(10, 0)) == []  # a third lost run: set aside, not run
+    [(dead, error)] = db.read_sync(SqlJobStore().dead)
+    assert dead.id == job_id and error is not None and "set aside after 3 attempts" in error
+    assert queue.pending_count() == 0

@@ -1128,12 +1128,14 @@ def test_jobs_claim_leases(h: Harness, db_url: str) -> None:
     # Leased: another claim before the lease ends skips it.
     assert [j.id for j in h.write(h.s.jobs.claim, NOW + 10, 10, 1000)] == [second]
     assert h.write(h.s.jobs.claim, NOW + 20, 10, 1000) == []
-    # A worker that died: its lease runs out and the job is claimed again (at least once).
-    assert [j.id for j in h.write(h.s.jobs.claim, NOW + 1010, 10, 1000)] == [first, second]
-    # Saving progress releases the lease so the next step can run at once.
+    # A worker that died: its lease runs out and the job is claimed again (at least once),
+    # the lost run counted as a failed attempt.
+    again = h.write(h.s.jobs.claim, NOW + 1010, 10, 1000)
+    assert [(j.id, j.attempts) for j in again] == [(first, 1), (second, 1)]
+    # Saving progress releases the lease so the next step can run at once (not a failure).
     h.write(h.s.jobs.save_progress, first, {"n": 1, "after": 5})
-    assert [j.payload for j in h.write(h.s.jobs.claim, NOW + 1011, 10, 1000)] == [
-        {"n": 1, "after": 5}]
+    assert [(j.payload, j.attempts) for j in h.write(h.s.jobs.claim, NOW + 1011, 10, 1000)] == [
+        ({"n": 1, "after": 5}, 1)]
 
 
 def _taken_by_two_writers_at_once(h: Harness, db_url: str,

@@ -57,6 +57,13 @@ class Doorbell:
             await asyncio.wait_for(self._bound().wait(), timeout)
 
 
+# A claimed job this many attempts old (failures, and leases that ran out because the worker
+# stopped mid-step) is set aside as dead rather than run again: a job that kills whichever
+# worker runs it would otherwise take them down one after another, forever. (The same count
+# as the runner's retries, domain/jobs.py MAX_ATTEMPTS.)
+ABANDON_LIMIT = 8
+
+
 class OutboxQueue:
     """The ``jobs`` table as the queue: a worker leases due rows for ``lease_ms`` (another
     takes them again if it dies), and a step's outcome (finished, or the payload to continue
@@ -79,7 +86,12 @@ class OutboxQueue:
         from roost.clock import now_ms
 
         def claim(tx: Tx) -> list[Job]:
-            return self.store.claim(tx, now_ms(), limit, self.lease_ms)
+            claimed = self.store.claim(tx, now_ms(), limit, self.lease_ms)
+            for job in claimed:
+                if job.attempts >= ABANDON_LIMIT:
+                    self.store.bury(tx, job, f"set aside after {job.attempts} attempts; the "
+                                    "last ones ended with the worker stopping mid-step")
+            return [job for job in claimed if job.attempts < ABANDON_LIMIT]
 
         self._bell.clear()
         jobs = await self.db.write(claim)

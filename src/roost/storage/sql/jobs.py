@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -38,16 +39,23 @@ class SqlJobStore:
 
     def claim(self, tx: Tx, now: int, limit: int, lease_ms: int) -> list[Job]:
         """Take up to ``limit`` due jobs that no live lease holds, leasing them until
-        ``now + lease_ms``. On PostgreSQL, rows another worker is claiming are skipped."""
+        ``now + lease_ms``. On PostgreSQL, rows another worker is claiming are skipped. A job
+        whose lease ran out unreleased (its worker stopped mid-step) counts that as a failed
+        attempt, so a job that kills its workers ends up dead instead of looping."""
         stmt = (select(jobs).where(c.dead.is_(False), c.run_after <= now, c.locked_until <= now)
                 .order_by(c.id).limit(limit))
         if tx.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
-        claimed = [_job(r) for r in tx.execute(stmt)]
-        if claimed:
-            tx.execute(update(jobs).where(c.id.in_([j.id for j in claimed]))
-                       .values(locked_until=now + lease_ms))
-        return claimed
+        rows = tx.execute(stmt).all()
+        if not rows:
+            return []
+        tx.execute(update(jobs).where(c.id.in_([r.id for r in rows]))
+                   .values(locked_until=now + lease_ms))
+        abandoned = [r.id for r in rows if r.locked_until > 0]
+        if abandoned:
+            tx.execute(update(jobs).where(c.id.in_(abandoned)).values(attempts=c.attempts + 1))
+        return [replace(_job(r), attempts=r.attempts + 1) if r.locked_until > 0 else _job(r)
+                for r in rows]
 
     def finish(self, tx: Tx, job_id: int) -> None:
         tx.execute(delete(jobs).where(c.id == job_id))
