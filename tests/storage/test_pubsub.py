@@ -318,3 +318,23 @@ def test_a_large_batch_is_published_only_where_someone_listens(redis_url: str,
             await pubsub.close()
 
     run(scenario())
+
+
+def test_listened_names_the_channels_with_a_listener(hub: Hub) -> None:
+    """What the publisher asks before loading a notification or a delivery to render: a
+    superset is allowed (a cluster names every channel), a listened channel is never left
+    out."""
+    async def scenario() -> None:
+        pubsub = hub()
+        try:
+            listening = pubsub.subscription()
+            await listening.add(["timeline:42", "notifications:7"])
+            asked = ["timeline:42", "timeline:43", "notifications:7", "notifications:8"]
+            heard = await pubsub.listened(asked)
+            assert {"timeline:42", "notifications:7"} <= heard <= set(asked)
+            await listening.close()
+            assert await pubsub.listened([]) == set()
+        finally:
+            await pubsub.close()
+
+    run(scenario())

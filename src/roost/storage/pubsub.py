@@ -8,7 +8,7 @@ which is also the Redis Cluster hash tag in production.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from roost.settings import Settings
@@ -25,6 +25,10 @@ class Subscription(Protocol):
 
 class PubSub(Protocol):
     async def publish(self, channel: str, message: str) -> None: ...
+    async def listened(self, channels: Sequence[str]) -> set[str]:
+        """Which of ``channels`` someone may be listening on now (a superset is allowed):
+        the publisher skips loading and rendering what no one would receive."""
+        ...
     def subscription(self) -> Subscription: ...
     async def close(self) -> None: ...
 
@@ -91,6 +95,9 @@ class LocalPubSub:
     async def publish(self, channel: str, message: str) -> None:
         for subscription in list(self.listeners.get(channel, ())):
             subscription.deliver(channel, message)
+
+    async def listened(self, channels: Sequence[str]) -> set[str]:
+        return {channel for channel in channels if self.listeners.get(channel)}
 
     def subscription(self) -> _LocalSubscription:
         return _LocalSubscription(self)

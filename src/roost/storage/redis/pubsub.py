@@ -33,7 +33,7 @@ import contextlib
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.client import PubSub as RedisConnectionPubSub
@@ -103,6 +103,15 @@ class RedisPubSub:
         return _RedisSubscription(self)
 
     # -- publishing ---------------------------------------------------------------------------
+
+    async def listened(self, channels: Sequence[str]) -> set[str]:
+        names = {self.redis_channel(c): c for c in channels}
+        try:
+            heard = await self.transport.listened(list(names))
+        except Exception:  # (unknown: better to load and publish for nothing)
+            log.warning("asking Redis who listens failed", exc_info=True)
+            return set(channels)
+        return {names[name] for name in heard if name in names}
 
     async def publish(self, channel: str, message: str) -> None:
         self._outbox.append((self.redis_channel(channel), message))

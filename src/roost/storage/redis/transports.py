@@ -54,6 +54,7 @@ class Transport(Protocol):
     async def unsubscribe(self, pubsub: PubSub, channels: list[str]) -> None: ...
     def forget(self, pubsub: PubSub, channels: list[str]) -> None: ...
     async def publish(self, batch: list[tuple[str, str]]) -> None: ...
+    async def listened(self, channels: list[str]) -> set[str]: ...
     async def refresh(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -67,8 +68,8 @@ class Transport(Protocol):
 ASK_FIRST_ABOVE = 8
 
 
-async def listened(client: aioredis.Redis,
-                   items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+async def heard_only(client: aioredis.Redis,
+                     items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The messages of ``items`` whose channel has a subscriber now. (One server only: on a
     cluster PUBSUB SHARDNUMSUB takes the channels of one slot per call, and a fan-out's
     channels are spread over nearly as many slots as followers, so there it would cost more
@@ -127,13 +128,20 @@ class OneServer:
             pubsub.channels.pop(channel, None)
 
     async def publish(self, batch: list[tuple[str, str]]) -> None:
-        batch = await listened(self.client(), batch)
+        batch = await heard_only(self.client(), batch)
         if not batch:
             return
         pipe = self.client().pipeline(transaction=False)
         for channel, message in batch:
             pipe.publish(channel, message)
         await pipe.execute()
+
+    async def listened(self, channels: list[str]) -> set[str]:
+        """The channels with a subscriber on any process (PUBSUB NUMSUB)."""
+        if not channels:
+            return set()
+        counts: list[tuple[Any, Any]] = await self.client().pubsub_numsub(*channels)
+        return {str(channel) for channel, count in counts if int(count) > 0}
 
     async def refresh(self) -> None:
         """One server: nothing moves."""
@@ -249,6 +257,10 @@ class ShardedCluster:
                 raise reply
         return [item for item, reply in zip(items, replies, strict=True)
                 if isinstance(reply, MovedError | AskError)]
+
+    async def listened(self, channels: list[str]) -> set[str]:
+        """All of them: SHARDNUMSUB answers for one slot per call (see ``listened``)."""
+        return set(channels)
 
     async def refresh(self) -> None:
         """Read the slot map again (after MOVED, a failed node, or a moved slot)."""

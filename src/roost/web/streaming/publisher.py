@@ -91,6 +91,7 @@ class Publisher:
                 log.exception("publishing %d events failed", len(events))
 
     async def publish(self, events: list[object]) -> None:
+        events = await self._heard(events)
         status_ids = {e.status_id for e in events if isinstance(e, (StatusPosted, DeliveredHome))}
         notification_keys = [(e.account_id, e.notification_id) for e in events
                              if isinstance(e, NotificationCreated)]
@@ -143,6 +144,31 @@ class Publisher:
                                         "count": event.count,
                                         "follower_id": str(event.follower_id),
                                         "reached_at": iso(event.at)}))
+
+    async def _heard(self, events: list[object]) -> list[object]:
+        """``events`` without the deliveries and notifications no stream listens to: a
+        fan-out step's thousands of recipients are mostly offline, and a follow storm's
+        notifications go to an account that may not be streaming, so loading and rendering
+        them (a database read per notification) is work for no one."""
+        personal = [f"timeline:{a}" for e in events if isinstance(e, DeliveredHome)
+                    for a in e.account_ids]
+        personal += [f"notifications:{e.account_id}" for e in events
+                     if isinstance(e, NotificationCreated)]
+        if not personal:
+            return events
+        heard = await self.pubsub.listened(personal)
+        kept: list[object] = []
+        for event in events:
+            if isinstance(event, DeliveredHome):
+                listening = tuple(a for a in event.account_ids if f"timeline:{a}" in heard)
+                if listening:
+                    kept.append(DeliveredHome(event.status_id, listening))
+            elif isinstance(event, NotificationCreated):
+                if f"notifications:{event.account_id}" in heard:
+                    kept.append(event)
+            else:
+                kept.append(event)
+        return kept
 
     async def _publish_race(self, race_id: int) -> None:
         view = await self.roost.races.current(race_id)
