@@ -22,7 +22,7 @@ from contextlib import ExitStack
 import pytest
 import redis
 
-from tests.redis_support import in_ci
+from tests.services import unusable
 
 NODES = 3
 START_SECONDS = 20.0
@@ -59,19 +59,13 @@ def _wait(check: str, until: float, probe: redis.Redis) -> None:
     raise RuntimeError(f"Redis Cluster node did not get to {check!r} in {START_SECONDS}s")
 
 
-def _unusable(message: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``redis://127.0.0.1:<port>`` of one node of a fresh 3-node cluster (any node will do:
     the client discovers the others)."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
-        _unusable("redis-server and redis-cli are needed for the Redis Cluster tests")
+        unusable("redis-server and redis-cli are needed for the Redis Cluster tests")
     assert server is not None and cli is not None
     folder = tmp_path_factory.mktemp("redis-cluster")
     ports = _free_ports(NODES)

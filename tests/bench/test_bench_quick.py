@@ -6,15 +6,15 @@ hold. Speed is not checked here (see BENCHMARKS.md)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import redis
+
+from tests.services import unusable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,21 +62,13 @@ def test_quick_bench_follow_storm_and_fanout(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir()), "the temporary data should be removed"
 
 
-def _production_available() -> bool:
+def test_quick_bench_production(tmp_path: Path, redis_url: str) -> None:
+    """(Without Redis or PostgreSQL this skips, and fails under CI: the ``redis_url`` fixture
+    and the check below.)"""
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1), \
-                psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                                connect_timeout=2):
-            pass
-        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping()
-    except (OSError, psycopg.Error, redis.RedisError):
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _production_available(),
-                    reason="needs PostgreSQL and Redis on 127.0.0.1 (see CI)")
-def test_quick_bench_production(tmp_path: Path) -> None:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2).close()
+    except psycopg.Error as exc:
+        unusable(f"PostgreSQL at 127.0.0.1:5432 is not usable: {exc}")
     results = run_bench("--backend", "production", "ceiling", "follow_storm", "fanout",
                         "celebrity", "--quick", "--seconds", "1", "--tmp", str(tmp_path))
     assert set(results) == {"ceiling", "follow_storm", "fanout", "celebrity"}

@@ -20,6 +20,7 @@ import pytest
 
 from roost.domain.content import count_characters
 from tests.e2e.conftest import Server
+from tests.services import unusable
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,21 +30,14 @@ PASSWORD = "correct horse battery"
 TIMEOUT = 15_000  # ms: fan-out and live delivery are asynchronous
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing: scripts/test installs it; CI must run the browser "
-                    "tests")
-    pytest.skip(f"{what} is not installed (scripts/test installs it)")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        _missing(CHROMIUM)
+        unusable(f"{CHROMIUM} is not installed (scripts/test installs it)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("Playwright for Python")
+        unusable("Playwright for Python is not installed (scripts/test installs it)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser

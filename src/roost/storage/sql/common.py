@@ -40,20 +40,6 @@ def insert_ignore(tx: Tx, table: Table) -> Any:
     return stmt.execution_options(preserve_rowcount=True)
 
 
-_INSERT_IGNORE: dict[tuple[str, str], Any] = {}
-
-
-def insert_ignore_once(tx: Tx, table: Table) -> Any:
-    """``insert_ignore(tx, table)`` built once per dialect and table, to execute with the row
-    as parameters (``tx.execute(stmt, {...})``) on hot paths, where building the statement
-    each time would cost more than running it."""
-    key = (tx.dialect.name, table.name)
-    stmt = _INSERT_IGNORE.get(key)
-    if stmt is None:
-        stmt = _INSERT_IGNORE[key] = insert_ignore(tx, table)
-    return stmt
-
-
 def upsert(tx: Tx, table: Table) -> Any:
     """The dialect's INSERT ... ON CONFLICT construct, for ``on_conflict_do_update``."""
     if tx.dialect.name == "postgresql":

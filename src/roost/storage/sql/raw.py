@@ -126,7 +126,3 @@ def paged_raw(select_sql: str, column: str, page: Page, cache: dict[tuple[bool, 
     return raw, {"max_id": page.max_id, "since_id": page.since_id, "min_id": page.min_id,
                  "limit": page.limit}
 
-
-def id_list(ids: Iterable[int]) -> Sequence[int]:
-    """Distinct ids, as a list for an ``IN ids(...)`` parameter."""
-    return list(set(ids))
