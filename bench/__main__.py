@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                              "roost worker processes")
     parser.add_argument("--workers", type=int, default=None,
                         help="roost worker processes in production (default 1)")
+    parser.add_argument("--web-processes", type=int, default=1,
+                        help="web processes of `roost serve` in production "
+                             "(ROOST_WEB_PROCESSES, default 1)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and short runs (the whole suite in under a minute)")
     parser.add_argument("--seconds", type=float, default=None,
@@ -81,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         generator = "wrk" if have_wrk() else "httpx"
     work_dir = temp_root(args.tmp)
     src = Path(args.src).resolve() if args.src else None
+    if args.web_processes > 1 and args.backend != "production":
+        parser.error("--web-processes needs --backend production")
     backend = make_backend(args.backend, work_dir, args.synchronous, args.workers, src,
-                           args.keep)
+                           args.keep, args.web_processes)
     ctx = Context(work_dir=work_dir, sizes=sizes, generator=generator,
                   wrk_threads=args.wrk_threads, synchronous=args.synchronous,
                   profiler=Profiler(Path(args.profile) if args.profile else None),

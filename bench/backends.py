@@ -90,15 +90,27 @@ class Deployment:
 
     server: Process
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web_processes: int = 1
 
     @property
     def url(self) -> str:
         return self.server.url
 
     @property
+    def web_pids(self) -> list[int]:
+        """The processes that serve requests: the server itself, or with several web
+        processes the ones uvicorn's supervisor started (its multiprocessing children)."""
+        if self.web_processes == 1:
+            return [self.server.pid]
+        return server_children(self.server.pid)
+
+    @property
     def pids(self) -> dict[str, int]:
-        """Every Roost process by role: ``server``, ``worker1``, ``worker2``, ..."""
-        out = {"server": self.server.pid}
+        """Every Roost process by role: ``server`` (or ``server1``, ``server2``, ... with
+        several web processes), ``worker1``, ``worker2``, ..."""
+        web = self.web_pids
+        out = ({"server": web[0]} if len(web) == 1
+               else {f"server{i + 1}": pid for i, pid in enumerate(web)})
         out.update({f"worker{i + 1}": w.pid for i, w in enumerate(self.workers)})
         return out
 
@@ -128,7 +140,8 @@ class Backend:
     name = "embedded"
 
     def __init__(self, work_dir: Path, synchronous: str, workers: int = 0,
-                 src: Path | None = None, keep: bool = False) -> None:
+                 src: Path | None = None, keep: bool = False, web_processes: int = 1) -> None:
+        self.web_processes = web_processes
         self.work_dir = work_dir
         self.synchronous = synchronous
         self.workers = workers
@@ -145,12 +158,18 @@ class Backend:
 
     def deploy(self, target: Target) -> Deployment:
         """Start `roost serve` (and the workers) on ``target``; returns once it answers."""
-        server = roost_server(target.data_dir, self.synchronous, self.src, target.env())
+        env = target.env()
+        if self.web_processes > 1:
+            env["ROOST_WEB_PROCESSES"] = str(self.web_processes)
+        server = roost_server(target.data_dir, self.synchronous, self.src, env)
         log(f"{target.name}: starting roost serve"
+            + (f" with {self.web_processes} processes" if self.web_processes > 1 else "")
             + (f" and {self.workers} roost worker(s)" if self.workers else ""))
         server.start()
-        deployment = Deployment(server)
+        deployment = Deployment(server, web_processes=self.web_processes)
         try:
+            if self.web_processes > 1:  # every process answers before the load starts
+                wait_for_children(server.pid, self.web_processes)
             for n in range(self.workers):
                 deployment.workers.append(self._worker(target, n))
         except BaseException:
@@ -187,7 +206,8 @@ class Backend:
                               cwd=REPO, env=env)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "workers": self.workers or None}
+        return {"backend": self.name, "workers": self.workers or None,
+                "web_processes": self.web_processes}
 
     def cleanup(self) -> None:
         """Remove what the targets hold outside the work dir (nothing, when embedded)."""
@@ -197,8 +217,8 @@ class ProductionBackend(Backend):
     name = "production"
 
     def __init__(self, work_dir: Path, synchronous: str, workers: int = 1,
-                 src: Path | None = None, keep: bool = False) -> None:
-        super().__init__(work_dir, synchronous, workers, src, keep)
+                 src: Path | None = None, keep: bool = False, web_processes: int = 1) -> None:
+        super().__init__(work_dir, synchronous, workers, src, keep, web_processes)
         self.run_id = secrets.token_hex(4)
         self.databases: list[str] = []
         self.prefixes: list[str] = []
@@ -216,7 +236,8 @@ class ProductionBackend(Backend):
         return target
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "workers": self.workers, "run_id": self.run_id,
+        return {"backend": self.name, "workers": self.workers,
+                "web_processes": self.web_processes, "run_id": self.run_id,
                 "job_queue": os.environ.get("ROOST_JOB_QUEUE", "auto"),
                 "postgresql": pg_version(), "redis": redis_version()}
 
@@ -238,11 +259,48 @@ class ProductionBackend(Backend):
 
 
 def make_backend(name: str, work_dir: Path, synchronous: str, workers: int | None,
-                 src: Path | None, keep: bool) -> Backend:
+                 src: Path | None, keep: bool, web_processes: int = 1) -> Backend:
     if name == "production":
         return ProductionBackend(work_dir, synchronous, 1 if workers is None else workers,
-                                 src, keep)
+                                 src, keep, web_processes)
+    if web_processes > 1:
+        raise ValueError("several web processes need the production backend")
     return Backend(work_dir, synchronous, 0, src, keep)
+
+
+def server_children(pid: int) -> list[int]:
+    """The web processes uvicorn's supervisor ``pid`` started (not multiprocessing's
+    resource tracker), oldest first."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            children.append((int(fields[19]), int(stat.parent.name)))  # (start time, pid)
+    return [child for _, child in sorted(children)]
+
+
+def wait_for_children(pid: int, count: int, timeout: float = 60) -> None:
+    """Wait until the supervisor ``pid`` has ``count`` web processes, each past startup
+    (its listening socket is shared, so answering requests proves nothing about the rest)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = server_children(pid)
+        if len(children) == count and all(_threads(child) > 1 for child in children):
+            time.sleep(1.0)  # startup (migrations done in the parent) takes well under this
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"roost serve did not start {count} web processes")
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return 0
 
 
 def server_env(src: Path | None) -> dict[str, str]:

@@ -138,18 +138,18 @@ def _measured(deployment: Deployment, ctx: Context, name: str, seconds: float,
     """Run ``run`` (the load) while recording the CPU use of the server per thread, of the
     workers, and of PostgreSQL and Redis (all their processes, whoever they serve) and, if
     asked, py-spy profiles of the Roost processes; returns (load result, figures)."""
-    server = deployment.server
     pids = deployment.pids
+    web = deployment.web_pids
     store_names = ("postgres", "redis-server") if ctx.production else ()
     cpu_before = {role: process_cpu_seconds(pid) for role, pid in pids.items()}
     stores_before = cpu_of(pids_named(*store_names))
-    threads_before = thread_times(server.pid)
+    threads_before = [thread_times(pid) for pid in web]
     loadavg_before = load_average()
     ctx.profiler.start(name, pids, seconds)
     began = time.monotonic()
     result = run()
     elapsed = time.monotonic() - began
-    threads_after = thread_times(server.pid)
+    threads_after = [thread_times(pid) for pid in web]
     cpu_after = {role: process_cpu_seconds(pid) for role, pid in pids.items()}
     stores_after = cpu_of(pids_named(*store_names))
     ctx.profiler.wait()
@@ -157,12 +157,14 @@ def _measured(deployment: Deployment, ctx: Context, name: str, seconds: float,
     for role in pids:
         before, after = cpu_before[role], cpu_after[role]
         if before is not None and after is not None:
-            key = "server_cpu_percent" if role == "server" else f"{role}_cpu_percent"
+            key = f"{role}_cpu_percent"
             figures[key] = round(100 * (after - before) / elapsed, 1)
     if store_names:  # connections opened during the window count from zero
         used = sum(cpu - stores_before.get(pid, 0.0) for pid, cpu in stores_after.items())
         figures["postgres_and_redis_cpu_percent"] = round(100 * used / elapsed, 1)
-    figures["threads"] = thread_report(server.pid, threads_before, threads_after, elapsed)
+    for n, pid in enumerate(web):
+        key = "threads" if len(web) == 1 else f"threads_server{n + 1}"
+        figures[key] = thread_report(pid, threads_before[n], threads_after[n], elapsed)
     return result, figures
 
 

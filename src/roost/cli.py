@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,23 +53,48 @@ def _open(settings: Settings) -> Any:
 @click.option("--port", type=int, default=None, help="Listen port (ROOST_PORT; default 8000).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Data folder (ROOST_DATA_DIR).")
+@click.option("--processes", "web_processes", type=click.IntRange(min=1), default=None,
+              help="Web server processes (ROOST_WEB_PROCESSES; default 1; more need "
+              "PostgreSQL and Redis).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None,
+          web_processes: int | None) -> None:
     """Run the web server, and the background worker in the same process unless
     ROOST_EMBEDDED_WORKER=false (then run `roost worker` processes)."""
     import uvicorn
 
-    from roost.runtime import Roost
-    from roost.web.app import create_app
-
-    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
-    app = create_app(Roost(settings), run_background=settings.embedded_worker)
+    settings = _settings(ctx, host=host, port=port, data_dir=data_dir,
+                         web_processes=web_processes)
+    problem = settings.multiprocess_problem()
+    if problem:
+        raise click.UsageError(problem)
     click.echo(f"Roost {__version__} on {settings.base_url()} "
-               f"(database: {settings.resolved_database_url()})")
+               f"(database: {settings.resolved_database_url()}"
+               + (f", {settings.web_processes} processes)" if settings.web_processes > 1
+                  else ")"))
     # Keep idle connections open longer than uvicorn's 5 s default, as reverse proxies and
     # busy clients expect: a client reusing a connection the server just closed sees a reset.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True, server_header=False, timeout_keep_alive=75)
+    options: dict[str, Any] = dict(host=settings.host, port=settings.port,
+                                   log_level=settings.log_level, proxy_headers=True,
+                                   server_header=False, timeout_keep_alive=75)
+    if settings.web_processes == 1:
+        from roost.runtime import Roost
+        from roost.web.app import create_app
+
+        app = create_app(Roost(settings), run_background=settings.embedded_worker)
+        uvicorn.run(app, **options)
+        return
+    # Several processes: migrate once here, then uvicorn starts the processes on one shared
+    # socket (and restarts any that dies); each builds its app from the settings passed on
+    # in the environment.
+    from roost.runtime import Roost
+
+    roost = Roost(settings)
+    roost.migrate()
+    roost.close()
+    os.environ.update(settings.as_environment())
+    uvicorn.run("roost.web.app:app_from_environment", factory=True,
+                workers=settings.web_processes, **options)
 
 
 @main.command()

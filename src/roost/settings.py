@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         40_000,
         description="A pulled author returns to push fan-out when followers drop below this "
         "(hysteresis, so an account near the threshold does not flap).",
+    )
+    web_processes: int = Field(
+        1,
+        ge=1,
+        description="Web server processes `roost serve` runs on one port (uvicorn workers; one "
+        "that dies is restarted). More than 1 needs PostgreSQL and ROOST_REDIS_URL, so that "
+        "every process sees every write and every live event; SQLite has one writer process.",
     )
     embedded_worker: bool = Field(
         True,
@@ -140,6 +147,33 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'roost.db').resolve()}"
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Settings from ``ROOST_*`` variables alone (no flags)."""
+        no_flags: dict[str, Any] = {}
+        return cls(**no_flags)
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``ROOST_*`` variables, for processes started from this one."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                env[f"ROOST_{name.upper()}"] = str(value)
+        return env
+
+    def multiprocess_problem(self) -> str | None:
+        """Why ``web_processes`` > 1 cannot work with these settings, or None if it can."""
+        if self.web_processes == 1:
+            return None
+        if not self.resolved_database_url().startswith("postgresql"):
+            return ("ROOST_WEB_PROCESSES > 1 needs PostgreSQL (ROOST_DATABASE_URL): SQLite "
+                    "keeps one writer, in one process")
+        if not self.redis_url:
+            return ("ROOST_WEB_PROCESSES > 1 needs ROOST_REDIS_URL: live events must reach "
+                    "streaming clients connected to any of the processes")
+        return None
 
     def base_url(self) -> str:
         if self.public_url:

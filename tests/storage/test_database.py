@@ -113,6 +113,32 @@ def test_migrations_create_the_schema_and_are_idempotent(
     assert version == [head]
 
 
+def test_processes_starting_together_on_postgresql_migrate_once() -> None:
+    """Web processes and workers started at once on an empty database: one migrates, the
+    others wait for it and find nothing to do (no 'relation already exists')."""
+    from tests.pg_support import fresh_database
+
+    with fresh_database("roost_migrate") as url:
+        databases = [Database(url) for _ in range(3)]
+        try:
+            barrier = threading.Barrier(len(databases))
+
+            def start(database: Database) -> None:
+                barrier.wait()
+                migrate.upgrade(database)
+
+            with concurrent.futures.ThreadPoolExecutor(len(databases)) as pool:
+                for done in [pool.submit(start, d) for d in databases]:
+                    done.result(60)
+            head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+            versions = databases[0].read_sync(
+                lambda tx: tx.execute(text("SELECT version_num FROM alembic_version")).all())
+            assert [v[0] for v in versions] == [head]
+        finally:
+            for database in databases:
+                database.close()
+
+
 def test_postgresql_urls_use_psycopg(db: Database) -> None:
     assert db.url.startswith(f"{db.dialect}:")
     if db.dialect == "postgresql":

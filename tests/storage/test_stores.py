@@ -7,6 +7,7 @@ writer, reads on the reader pool), so what is checked is what the domain layer g
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import re
 import threading
@@ -215,6 +216,46 @@ def test_counters_add_and_totals(h: Harness) -> None:
     assert h.read(h.s.counters.totals, []) == {}
     assert h.read(h.s.counters.total_statuses) == 7
     assert h.sql("SELECT count(*) FROM account_counters")[0][0] == 17
+
+
+def test_counter_hold_makes_writers_of_one_account_take_turns(h: Harness, db: Database,
+                                                             db_url: str) -> None:
+    """Two writers (as two processes would have) change one account's followers at once:
+    the second waits for the first's commit, so each reads the count it made itself."""
+    a, other = ids(2)
+    second_writer = Database(db_url, sqlite_synchronous="NORMAL")
+    second_writer.start()
+    holding = threading.Event()
+    release = threading.Event()
+
+    def first(tx: Tx) -> int:
+        h.s.counters.hold(tx, a)
+        h.s.counters.add(tx, a, 1, followers=1)
+        holding.set()
+        assert release.wait(10)
+        return h.s.counters.totals(tx, [a])[a][0]
+
+    def second(tx: Tx) -> int:
+        h.s.counters.hold(tx, a)
+        h.s.counters.add(tx, a, 2, followers=1)
+        return h.s.counters.totals(tx, [a])[a][0]
+
+    try:
+        # A hold on another account does not wait.
+        assert h.write(h.s.counters.hold, other) is None
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first_done = pool.submit(db.write_sync, first)
+            assert holding.wait(10)
+            second_done = pool.submit(second_writer.write_sync, second)
+            time.sleep(0.3)
+            assert not second_done.done(), "the second writer did not wait for the first"
+            release.set()
+            assert first_done.result(10) == 1
+            assert second_done.result(10) == 2
+    finally:
+        release.set()
+        second_writer.close()
+    assert h.read(h.s.counters.totals, [a]) == {a: (2, 0, 0)}
 
 
 def test_counter_upserts_in_one_batch_add_up(h: Harness, db: Database) -> None:

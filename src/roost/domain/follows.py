@@ -1,8 +1,11 @@
 """The follow graph: follow, unfollow, lists and relationships, with exact counts.
 
 A follow changes the edge, both counters and the history in one transaction, and only when
-the edge really changes, so repeating a follow or an unfollow changes nothing. Counter rows
-are sharded by the other party's id so concurrent follows of one account touch different rows.
+the edge really changes, so repeating a follow or an unfollow changes nothing. The target's
+counter lock is held from the edge change to the commit: with several writer processes on
+PostgreSQL, follows of one account commit one after another, so each reads the exact count it
+made (the Nth follower, the milestone it crossed, the switch to pull fan-out) and the target's
+follow events get ids in commit order. Counter rows are sharded by the other party's id.
 """
 
 from __future__ import annotations
@@ -68,9 +71,10 @@ class FollowService:
                   notifying: bool, *, notify_target: bool = True) -> bool:
         """Insert the edge with its counters, event, notification and backfill; False (and
         nothing changed) when the edge already exists."""
-        at = now_ms()
         stores = self.stores
         target_id = target.id
+        stores.counters.hold(tx, target_id)
+        at = now_ms()
         if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
                                      notifying):
             return False
@@ -94,6 +98,7 @@ class FollowService:
             stores = self.stores
             if stores.follow_requests.take(tx, follower_id, target_id) is not None:
                 withdraw(stores, tx, target_id, "follow_request", follower_id)
+            stores.counters.hold(tx, target_id)
             if stores.follows.delete(tx, follower_id, target_id):
                 stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
                 stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)

@@ -10,6 +10,8 @@ from alembic.config import Config
 from roost.storage.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant will do: processes migrating one PostgreSQL database take turns on this lock.
+MIGRATION_LOCK = 0x524F4F5354  # "ROOST"
 
 
 def alembic_config(url: str) -> Config:
@@ -20,8 +22,12 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(db: Database) -> None:
-    """Apply every pending migration, on the writer's engine so SQLite sees one writer."""
+    """Apply every pending migration, on the writer's engine so SQLite sees one writer.
+    Processes that start together on PostgreSQL (web processes, workers) migrate one at a
+    time: the others wait for the lock, then find nothing left to do."""
     with db.write_engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config = alembic_config(db.url)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from roost.runtime import Roost
+from roost.settings import Settings
 from roost.storage.pubsub import pubsub_for
 from roost.web import errors, openapi
 from roost.web.api import (
@@ -100,3 +101,10 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
     app.state.signups = Window(roost.settings.signups_per_hour, 3600)
     app.state.failed_logins = Window(roost.settings.failed_logins_per_5min, 300)
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The app of one of several web processes (``ROOST_WEB_PROCESSES``): settings come from
+    the environment, which ``roost serve`` filled in before starting them."""
+    settings = Settings.from_environment()
+    return create_app(Roost(settings), run_background=settings.embedded_worker)

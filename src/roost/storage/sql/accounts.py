@@ -58,6 +58,8 @@ _BY_IDS = Raw(
 _TOTALS = Raw("SELECT account_id, SUM(followers), SUM(following), SUM(statuses)"
               " FROM account_counters WHERE account_id IN ids(:ids) GROUP BY account_id",
               lists=["ids"])
+# A transaction-scoped advisory lock keyed by the account id (in memory; no row is written).
+_HOLD = Raw("SELECT pg_advisory_xact_lock(:account_id)")
 _COUNTER_ADD = Raw(
     "INSERT INTO account_counters (account_id, shard, followers, following, statuses)"
     " VALUES (:account_id, :shard, :followers, :following, :statuses)"
@@ -176,6 +178,13 @@ class SqlAccountStore:
 
 
 class SqlCounterStore:
+    def hold(self, tx: Tx, account_id: int) -> None:
+        """Take the account's counter lock until ``tx`` ends, so that transactions changing
+        its counters commit one after another, each reading the count it made: other
+        processes' writers on PostgreSQL wait for it. SQLite has one writer: nothing to do."""
+        if tx.dialect.name == "postgresql":
+            _HOLD.run(tx, {"account_id": account_id})
+
     def add(self, tx: Tx, account_id: int, shard: int, *, followers: int = 0,
             following: int = 0, statuses: int = 0) -> None:
         _COUNTER_ADD.run(tx, {"account_id": account_id, "shard": shard, "followers": followers,
