@@ -1,7 +1,11 @@
 """Time-ordered 64-bit ids, like Mastodon's: milliseconds since 1970 in the high bits.
 
 Layout: ``ms << 16 | node << 10 | sequence``. Sorting ids sorts by creation time, and the
-id of any instant is ``ms << 16``, which is how time ranges are turned into id ranges.
+id of any instant is ``ms << 16``, which is how time ranges are turned into id ranges. The
+node keeps processes apart: every process that starts on a database claims the next of 64
+nodes from it (``roost.storage.nodes.claim_id_node``), so up to 64 processes of one
+deployment that run at once never make the same id. Before that (and for tools that never
+claim one) the node comes from the process id.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ class IdGenerator:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._seq = 0
+
+    def use_node(self, node: int) -> None:
+        """Make ids with ``node`` (modulo 64) from now on, still larger than any made."""
+        with self._lock:
+            self._node = node & ((1 << _NODE_BITS) - 1)
+            if self._last_ms:  # the old node may have been the larger: move to the next ms
+                self._last_ms += 1
+                self._seq = -1
 
     def next_id(self, at_ms: int | None = None) -> int:
         with self._lock:
@@ -48,4 +60,6 @@ def ms_of_id(snowflake: int) -> int:
     return snowflake >> 16
 
 
-new_id = IdGenerator().next_id
+_generator = IdGenerator()
+new_id = _generator.next_id
+use_node = _generator.use_node

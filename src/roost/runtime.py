@@ -17,9 +17,11 @@ from roost.domain.races import RaceService
 from roost.domain.site import Site
 from roost.domain.stats import MilestoneRule, StatsService, parse_milestones
 from roost.domain.timelines import TimelineService
+from roost.ids import use_node
 from roost.settings import Settings
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
+from roost.storage.nodes import claim_id_node
 from roost.storage.queue import queue_for
 from roost.storage.stores import close_stores, stores_for
 
@@ -91,6 +93,7 @@ class Roost:
             return
         self.migrate()
         self.db.start()
+        use_node(claim_id_node(self.db))
 
     def close(self) -> None:
         self.jobs.queue.close()

@@ -139,6 +139,33 @@ def test_processes_starting_together_on_postgresql_migrate_once() -> None:
                 database.close()
 
 
+def test_each_process_claims_its_own_id_node(db: Database, db_url: str) -> None:
+    from roost.ids import IdGenerator
+    from roost.storage.nodes import claim_id_node
+
+    other = Database(db_url, sqlite_synchronous="NORMAL")  # (as another process would)
+    other.start()
+    try:
+        claims = [claim_id_node(db), claim_id_node(other), claim_id_node(db)]
+    finally:
+        other.close()
+    assert claims[1] == claims[0] + 1 and claims[2] == claims[0] + 2
+    # Two generators in the same millisecond make different ids once their nodes differ.
+    first, second = IdGenerator(node=claims[0]), IdGenerator(node=claims[1])
+    assert first.next_id(at_ms=1_000) != second.next_id(at_ms=1_000)
+
+
+def test_an_id_generator_that_changes_node_stays_monotonic() -> None:
+    from roost.ids import IdGenerator
+
+    generator = IdGenerator(node=63)
+    before = generator.next_id(at_ms=5_000)
+    generator.use_node(1)
+    after = generator.next_id(at_ms=5_000)
+    assert after > before
+    assert (after >> 10) & 63 == 1
+
+
 def test_postgresql_urls_use_psycopg(db: Database) -> None:
     assert db.url.startswith(f"{db.dialect}:")
     if db.dialect == "postgresql":

@@ -360,3 +360,12 @@ jobs = Table(
     Column("locked_until", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_jobs_due", "dead", "run_after"),
 )
+
+# One row: how many processes have started on this database. Each takes the next number as
+# the node bits of the ids it makes (roost.ids), so that processes never make the same id.
+id_nodes = Table(
+    "id_nodes",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("claimed", BigInteger, nullable=False),
+)
