@@ -218,6 +218,22 @@ def test_counters_add_and_totals(h: Harness) -> None:
     assert h.sql("SELECT count(*) FROM account_counters")[0][0] == 17
 
 
+def test_viewer_marks_tell_favourites_reblogs_and_bookmarks_apart(h: Harness) -> None:
+    author, viewer, other = make_account(h, "author"), make_account(h, "viewer"), \
+        make_account(h, "other")
+    liked, reblogged, kept, untouched = (make_status(h, author) for _ in range(4))
+    h.write(h.s.favourites.insert, viewer.id, liked.id, new_id(), NOW)
+    h.write(h.s.favourites.insert, viewer.id, kept.id, new_id(), NOW)
+    h.write(h.s.favourites.insert, other.id, untouched.id, new_id(), NOW)
+    make_status(h, viewer, reblog_of=reblogged)
+    h.write(h.s.bookmarks.insert, viewer.id, kept.id, new_id(), NOW)
+    marks = h.read(h.s.statuses.viewer_marks, viewer.id,
+                   [liked.id, reblogged.id, kept.id, untouched.id])
+    assert marks.favourited == {liked.id, kept.id}
+    assert marks.reblogged == {reblogged.id}
+    assert marks.bookmarked == {kept.id}
+
+
 def test_counter_hold_makes_writers_of_one_account_take_turns(h: Harness, db: Database,
                                                              db_url: str) -> None:
     """Two writers (as two processes would have) change one account's followers at once:
@@ -672,12 +688,20 @@ def test_pulled_and_recent_pushed(h: Harness) -> None:
     def entry(s: Status) -> TimelineEntry:
         return TimelineEntry(s.id, s.account_id, s.reblog_of_id)
 
-    assert h.read(h.s.statuses.pulled, [star.id], Page()) == [entry(s) for s in unpushed[::-1]]
-    assert h.read(h.s.statuses.pulled, [star.id, other.id], Page(limit=2)) == [
+    # The unpushed posts of the followed accounts that have some (has_unpushed).
+    fan, fan_of_both, nobody = (make_account(h, n) for n in ("fan", "both", "nobody"))
+    h.write(h.s.follows.insert, fan.id, star.id, new_id(), NOW, True, False)
+    for target in (star, other):
+        h.write(h.s.follows.insert, fan_of_both.id, target.id, new_id(), NOW, True, False)
+    assert h.read(h.s.statuses.pulled, fan.id, Page()) == []  # star not marked yet
+    for account in (star, other):
+        h.write(h.s.accounts.update, account.id, {"pulled": True, "has_unpushed": True})
+    assert h.read(h.s.statuses.pulled, fan.id, Page()) == [entry(s) for s in unpushed[::-1]]
+    assert h.read(h.s.statuses.pulled, fan_of_both.id, Page(limit=2)) == [
         entry(other_unpushed), entry(other_original)]
-    assert h.read(h.s.statuses.pulled, [star.id], Page(min_id=unpushed[0].id, limit=1)) == [
+    assert h.read(h.s.statuses.pulled, fan.id, Page(min_id=unpushed[0].id, limit=1)) == [
         entry(unpushed[1])]
-    assert h.read(h.s.statuses.pulled, [], Page()) == []
+    assert h.read(h.s.statuses.pulled, nobody.id, Page()) == []
     assert h.read(h.s.statuses.recent_pushed, star.id, 10) == [
         entry(reblog), entry(thread), entry(pushed)]
     assert reply_to_other.id not in [e.status_id for e in
@@ -696,11 +720,14 @@ def test_pulled_applies_the_viewers_reply_and_reblog_rules(h: Harness) -> None:
     to_self = make_status(h, star, pushed=False, reply_to=plain)
     to_stranger = make_status(h, star, pushed=False, reply_to=make_status(h, stranger))
     reblog = make_status(h, star, pushed=False, reblog_of=make_status(h, friend))
-    seen = [e.status_id for e in h.read(h.s.statuses.pulled, [star.id], Page(),
-                                        viewer_id=viewer.id)]
+    h.write(h.s.accounts.update, star.id, {"pulled": True, "has_unpushed": True})
+    seen = [e.status_id for e in h.read(h.s.statuses.pulled, viewer.id, Page())]
     assert seen == [to_self.id, to_viewer.id, to_friend.id, plain.id]
     assert to_stranger.id not in seen and reblog.id not in seen
-    everything = [e.status_id for e in h.read(h.s.statuses.pulled, [star.id], Page())]
+    # Someone who follows the stranger too, and wants the star's reblogs, sees both.
+    h.write(h.s.follows.insert, stranger.id, star.id, new_id(), NOW, True, False)
+    h.write(h.s.follows.insert, stranger.id, friend.id, new_id(), NOW, True, False)
+    everything = [e.status_id for e in h.read(h.s.statuses.pulled, stranger.id, Page())]
     assert to_stranger.id in everything and reblog.id in everything
 
 
@@ -716,9 +743,9 @@ def test_reblogs(h: Harness) -> None:
     assert h.read(h.s.statuses.reblog_id, rebloggers[1].id, original.id) == reblogs[1].id
     assert h.read(h.s.statuses.reblog_id, author.id, original.id) is None
     assert h.read(h.s.statuses.reblogs_of, original.id) == [r.id for r in reblogs]
-    assert h.read(h.s.statuses.reblogged, rebloggers[0].id, [original.id, reblogs[1].id]) == {
-        original.id}
-    assert h.read(h.s.statuses.reblogged, rebloggers[0].id, []) == set()
+    marks = h.read(h.s.statuses.viewer_marks, rebloggers[0].id, [original.id, reblogs[1].id])
+    assert marks.reblogged == {original.id}
+    assert h.read(h.s.statuses.viewer_marks, rebloggers[0].id, []).reblogged == set()
     pairs = [(s.id, r.id) for s, r in zip(reblogs, rebloggers, strict=True)]
     assert h.read(h.s.statuses.rebloggers_page, original.id, Page()) == pairs[::-1]
     assert h.read(h.s.statuses.rebloggers_page, original.id, Page(min_id=pairs[0][0],
@@ -796,9 +823,10 @@ def test_favourites(h: Harness) -> None:
         assert h.write(h.s.favourites.insert, fan, s1.id, fav_ids[-1], NOW) is True
     assert h.write(h.s.favourites.insert, fans[0], s1.id, new_id(), NOW) is False
     assert h.write(h.s.favourites.insert, fans[0], s2.id, new_id(), NOW) is True
-    assert h.read(h.s.favourites.favourited, fans[0], [s1.id, s2.id, new_id()]) == {s1.id, s2.id}
-    assert h.read(h.s.favourites.favourited, fans[1], [s2.id]) == set()
-    assert h.read(h.s.favourites.favourited, fans[1], []) == set()
+    marks = h.read(h.s.statuses.viewer_marks, fans[0], [s1.id, s2.id, new_id()])
+    assert marks.favourited == {s1.id, s2.id}
+    assert h.read(h.s.statuses.viewer_marks, fans[1], [s2.id]).favourited == set()
+    assert h.read(h.s.statuses.viewer_marks, fans[1], []).favourited == set()
     pairs = list(zip(fav_ids, fans, strict=True))
     assert h.read(h.s.favourites.favouriters_page, s1.id, Page()) == pairs[::-1]
     assert h.read(h.s.favourites.favouriters_page, s1.id, Page(max_id=fav_ids[2])) == [
@@ -809,7 +837,7 @@ def test_favourites(h: Harness) -> None:
     assert h.write(h.s.favourites.delete, fans[1], s1.id) is False
     h.write(h.s.favourites.delete_for_status, s1.id)
     assert h.read(h.s.favourites.favouriters_page, s1.id, Page()) == []
-    assert h.read(h.s.favourites.favourited, fans[0], [s1.id, s2.id]) == {s2.id}
+    assert h.read(h.s.statuses.viewer_marks, fans[0], [s1.id, s2.id]).favourited == {s2.id}
 
 
 # -- bookmarks and markers -------------------------------------------------------------------
@@ -828,14 +856,14 @@ def test_bookmarks(h: Harness) -> None:
     assert h.read(h.s.bookmarks.page, me, Page()) == pairs[::-1]
     assert h.read(h.s.bookmarks.page, me, Page(max_id=marks[3], limit=2)) == [pairs[2], pairs[1]]
     assert h.read(h.s.bookmarks.page, me, Page(min_id=marks[0], limit=1)) == [pairs[1]]
-    assert h.read(h.s.bookmarks.bookmarked, me, [statuses[0], statuses[3], new_id()]) == {
-        statuses[0], statuses[3]}
-    assert h.read(h.s.bookmarks.bookmarked, me, []) == set()
+    found = h.read(h.s.statuses.viewer_marks, me, [statuses[0], statuses[3], new_id()])
+    assert found.bookmarked == {statuses[0], statuses[3]}
+    assert h.read(h.s.statuses.viewer_marks, me, []).bookmarked == set()
     h.write(h.s.bookmarks.delete, me, statuses[1])
     h.write(h.s.bookmarks.delete, me, statuses[1])
     h.write(h.s.bookmarks.delete_for_status, statuses[0])
     assert h.read(h.s.bookmarks.page, me, Page()) == [pairs[3], pairs[2]]
-    assert h.read(h.s.bookmarks.bookmarked, other, [statuses[0]]) == set()
+    assert h.read(h.s.statuses.viewer_marks, other, [statuses[0]]).bookmarked == set()
 
 
 def test_markers(h: Harness) -> None:
@@ -885,6 +913,13 @@ def test_tags_link_and_of_statuses(h: Harness) -> None:
     by_id = sorted(tags, key=lambda t: t.id)
     assert h.read(h.s.tags.of_statuses, [s1, s2, s3]) == {s1: by_id, s2: [tags[1]]}
     assert h.read(h.s.tags.of_statuses, []) == {}
+    # Together with mentions, as a page is hydrated: both in id order, in one query.
+    mentioned = sorted(ids(2))
+    h.write(h.s.statuses.add_mentions, s2, [mentioned[1], mentioned[0]])
+    assert h.read(h.s.statuses.mentions_and_tags, [s1, s2, s3]) == (
+        {s2: mentioned}, {s1: by_id, s2: [tags[1]]})
+    assert h.read(h.s.statuses.mentions_and_tags, [s3]) == ({}, {})
+    assert h.read(h.s.statuses.mentions_and_tags, []) == ({}, {})
     h.write(h.s.tags.unlink, s1)
     assert h.read(h.s.tags.of_statuses, [s1, s2]) == {s2: [tags[1]]}
 

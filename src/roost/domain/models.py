@@ -96,6 +96,16 @@ class RelationshipFacts:
 
 
 @dataclass
+class StatusMarks:
+    """What a viewer did to some statuses (``StatusStore.viewer_marks``): the ids they
+    favourited, reblogged and bookmarked."""
+
+    favourited: set[int]
+    reblogged: set[int]
+    bookmarked: set[int]
+
+
+@dataclass
 class Relationship:
     id: int
     following: bool = False

@@ -13,6 +13,7 @@ from roost.domain.models import (
     Account,
     Page,
     Status,
+    StatusMarks,
     StatusView,
     Tag,
     TimelineEntry,
@@ -88,18 +89,13 @@ class PostService:
         shown = [i for i in ids if i in seen and (
             everything[i].reblog_of_id is None or everything[i].reblog_of_id in seen)]
         own_ids = list(everything)
-        mentions = self.stores.statuses.mentions_of(tx, own_ids)
-        tags = self.stores.tags.of_statuses(tx, own_ids)
+        mentions, tags = self.stores.statuses.mentions_and_tags(tx, own_ids)
         account_ids = {s.account_id for s in everything.values()}
         account_ids.update(a for ms in mentions.values() for a in ms)
         accounts = self.stores.accounts.by_ids(tx, account_ids)
         content_ids = [everything[i].reblog_of_id or i for i in shown]
-        favourited = (self.stores.favourites.favourited(tx, viewer_id, content_ids)
-                      if viewer_id else set())
-        reblogged = (self.stores.statuses.reblogged(tx, viewer_id, content_ids)
-                     if viewer_id else set())
-        bookmarked = (self.stores.bookmarks.bookmarked(tx, viewer_id, content_ids)
-                      if viewer_id else set())
+        marks = (self.stores.statuses.viewer_marks(tx, viewer_id, content_ids) if viewer_id
+                 else StatusMarks(set(), set(), set()))
 
         def view(status: Status) -> StatusView:
             return StatusView(
@@ -107,9 +103,9 @@ class PostService:
                 account=accounts[status.account_id],
                 mentions=[accounts[a] for a in mentions.get(status.id, []) if a in accounts],
                 tags=tags.get(status.id, []),
-                favourited=status.id in favourited,
-                reblogged=status.id in reblogged,
-                bookmarked=status.id in bookmarked,
+                favourited=status.id in marks.favourited,
+                reblogged=status.id in marks.reblogged,
+                bookmarked=status.id in marks.bookmarked,
             )
 
         out = []

@@ -33,10 +33,9 @@ class TimelineService:
 
     def home_entries(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
         pushed = self.stores.home.page(tx, account_id, page)
-        pulled_authors = self.stores.follows.followed_with_unpushed(tx, account_id)
-        if not pulled_authors:
+        pulled = self.stores.statuses.pulled(tx, account_id, page)
+        if not pulled:
             return pushed
-        pulled = self.stores.statuses.pulled(tx, pulled_authors, page, viewer_id=account_id)
         merged = {e.status_id: e for e in pushed + pulled}
         newest = sorted(merged, reverse=True)
         if page.min_id is not None:  # the entries just above min_id, newest first

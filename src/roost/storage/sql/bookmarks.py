@@ -10,15 +10,11 @@ from roost.domain.models import Marker, Page
 from roost.storage.database import Tx
 from roost.storage.schema import bookmarks, markers
 from roost.storage.sql.common import insert_ignore, newest_first, paged, upsert
-from roost.storage.sql.raw import Raw
 
 b = bookmarks.c
 m = markers.c
 
 # Every timeline read asks this: on the driver's cursor (raw.py).
-_BOOKMARKED = Raw("SELECT status_id FROM bookmarks"
-                  " WHERE account_id = :viewer_id AND status_id IN ids(:ids)", lists=["ids"])
-
 
 class SqlBookmarkStore:
     def insert(self, tx: Tx, account_id: int, status_id: int, bookmark_id: int, at: int) -> None:
@@ -30,11 +26,6 @@ class SqlBookmarkStore:
 
     def delete_for_status(self, tx: Tx, status_id: int) -> None:
         tx.execute(delete(bookmarks).where(b.status_id == status_id))
-
-    def bookmarked(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        return set(_BOOKMARKED.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
 
     def page(self, tx: Tx, account_id: int, page: Page) -> list[tuple[int, int]]:
         """(bookmark id, status id), newest bookmark first."""

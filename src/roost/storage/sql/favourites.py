@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import delete, select
 
 from roost.domain.models import Page
 from roost.storage.database import Tx
 from roost.storage.schema import favourites
 from roost.storage.sql.common import insert_ignore, newest_first, paged
-from roost.storage.sql.raw import Raw
 
 # Every timeline read asks this: on the driver's cursor (raw.py).
-_FAVOURITED = Raw("SELECT status_id FROM favourites"
-                  " WHERE account_id = :viewer_id AND status_id IN ids(:ids)", lists=["ids"])
-
 
 class SqlFavouriteStore:
     def insert(self, tx: Tx, account_id: int, status_id: int, fav_id: int, at: int) -> bool:
@@ -29,11 +23,6 @@ class SqlFavouriteStore:
             favourites.c.account_id == account_id, favourites.c.status_id == status_id
         ))
         return result.rowcount == 1
-
-    def favourited(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        return set(_FAVOURITED.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
 
     def favouriters_page(self, tx: Tx, status_id: int, page: Page) -> list[tuple[int, int]]:
         stmt = select(favourites.c.id, favourites.c.account_id).where(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from roost.domain.models import Page, Status, TimelineEntry, Visibility
+from roost.domain.models import Page, Status, StatusMarks, Tag, TimelineEntry, Visibility
 from roost.storage.database import Tx
 from roost.storage.schema import (
     favourites,
@@ -25,25 +25,41 @@ _STATUS_COLUMNS: list[str] = [c.name for c in statuses.c]
 _StatusRow = namedtuple("_StatusRow", _STATUS_COLUMNS)  # type: ignore[misc]
 _BY_IDS = Raw(f"SELECT {', '.join(_STATUS_COLUMNS)} FROM statuses WHERE id IN ids(:ids)",
               lists=["ids"])
-_REBLOGGED = Raw("SELECT reblog_of_id FROM statuses"
-                 " WHERE account_id = :viewer_id AND reblog_of_id IN ids(:ids)", lists=["ids"])
+# What the viewer favourited, reblogged and bookmarked, in one round trip for a page.
+_VIEWER_MARKS = Raw(
+    "SELECT 0, status_id FROM favourites"
+    " WHERE account_id = :viewer_id AND status_id IN ids(:ids)"
+    " UNION ALL SELECT 1, reblog_of_id FROM statuses"
+    " WHERE account_id = :viewer_id AND reblog_of_id IN ids(:ids)"
+    " UNION ALL SELECT 2, status_id FROM bookmarks"
+    " WHERE account_id = :viewer_id AND status_id IN ids(:ids)", lists=["ids"])
 _INSERT = Raw(
     f"INSERT INTO statuses ({', '.join(_STATUS_COLUMNS)})"
     f" VALUES ({', '.join(':' + name for name in _STATUS_COLUMNS)})")
-# Every home read of someone following a pulled author merges these (see ``pulled``).
-_PULLED = ("SELECT id, account_id, reblog_of_id FROM statuses"
-           " WHERE account_id IN ids(:authors) AND pushed = FALSE"
-           f" AND visibility != '{Visibility.DIRECT.value}'")
-_PULLED_FOR_VIEWER = (
+# Every home read merges these (see ``pulled``): the unpushed posts of the accounts the
+# viewer follows that have some (found from the few has_unpushed accounts, by index, not
+# from the viewer's hundreds of follows), with the rules of fan-out (see ``pulled``).
+_PULLED = (
+    "SELECT id, account_id, reblog_of_id FROM statuses WHERE account_id IN"
+    " (SELECT accounts.id FROM accounts WHERE accounts.has_unpushed = TRUE AND EXISTS"
+    " (SELECT 1 FROM follows WHERE follows.account_id = :viewer"
+    " AND follows.target_account_id = accounts.id))"
+    f" AND pushed = FALSE AND visibility != '{Visibility.DIRECT.value}'"
     " AND (in_reply_to_account_id IS NULL OR in_reply_to_account_id = account_id"
     " OR in_reply_to_account_id = :viewer OR in_reply_to_account_id IN"
     " (SELECT target_account_id FROM follows WHERE account_id = :viewer))"
     " AND (reblog_of_id IS NULL OR account_id NOT IN (SELECT target_account_id FROM follows"
     " WHERE account_id = :viewer AND show_reblogs = FALSE))")
 _PULLED_PAGES: dict[tuple[bool, bool, bool], Raw] = {}
-_PULLED_FOR_VIEWER_PAGES: dict[tuple[bool, bool, bool], Raw] = {}
 _MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
                    " ORDER BY status_id, account_id", lists=["ids"])
+# Mentions (kind 0: the account) and hashtags (kind 1: the tag's id and name) of a page of
+# statuses in one round trip.
+_MENTIONS_AND_TAGS = Raw(
+    "SELECT 0, status_id, account_id, NULL FROM mentions WHERE status_id IN ids(:ids)"
+    " UNION ALL SELECT 1, status_tags.status_id, tags.id, tags.name FROM status_tags"
+    " JOIN tags ON tags.id = status_tags.tag_id WHERE status_tags.status_id IN ids(:ids)"
+    " ORDER BY 1, 2, 3", lists=["ids"])
 
 
 def _status(row: Any) -> Status:
@@ -120,23 +136,17 @@ class SqlStatusStore:
         )
         return newest_first(tx.execute(paged(stmt, st.status_id, page)).scalars().all(), page)
 
-    def pulled(self, tx: Tx, author_ids: Sequence[int], page: Page,
-               viewer_id: int | None = None) -> list[TimelineEntry]:
-        """Posts of pulled (celebrity) authors that were not pushed, for merging at read time.
+    def pulled(self, tx: Tx, viewer_id: int, page: Page) -> list[TimelineEntry]:
+        """Posts not pushed to followers, of the pulled (celebrity) accounts ``viewer_id``
+        follows, for merging into their home at read time; in one query with finding those
+        accounts, since every home read asks.
 
-        For ``viewer_id``, the rules fan-out applies to pushed posts hold here too: a reply
-        reaches the viewer only if it answers the author themself, the viewer, or someone the
-        viewer follows; reblogs of an author whose reblogs the viewer hides are left out.
+        The rules fan-out applies to pushed posts hold here too: a reply reaches the viewer
+        only if it answers the author themself, the viewer, or someone the viewer follows;
+        reblogs of an author whose reblogs the viewer hides are left out.
         """
-        if not author_ids:
-            return []
-        if viewer_id is None:
-            raw, params = paged_raw(_PULLED, "id", page, _PULLED_PAGES, lists=["authors"])
-        else:
-            raw, params = paged_raw(_PULLED + _PULLED_FOR_VIEWER, "id", page,
-                                    _PULLED_FOR_VIEWER_PAGES, lists=["authors"])
-        rows = newest_first(raw.all(tx, {**params, "authors": author_ids, "viewer": viewer_id}),
-                            page)
+        raw, params = paged_raw(_PULLED, "id", page, _PULLED_PAGES)
+        rows = newest_first(raw.all(tx, {**params, "viewer": viewer_id}), page)
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
     def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]:
@@ -162,10 +172,14 @@ class SqlStatusStore:
             .order_by(statuses.c.id)
         ).scalars())
 
-    def reblogged(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> set[int]:
+    def viewer_marks(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> StatusMarks:
+        marks = StatusMarks(set(), set(), set())
         if not ids:
-            return set()
-        return set(_REBLOGGED.scalars(tx, {"viewer_id": viewer_id, "ids": ids}))
+            return marks
+        kinds = (marks.favourited, marks.reblogged, marks.bookmarked)
+        for kind, status_id in _VIEWER_MARKS.all(tx, {"viewer_id": viewer_id, "ids": ids}):
+            kinds[kind].add(status_id)
+        return marks
 
     def rebloggers_page(self, tx: Tx, status_id: int, page: Page) -> list[tuple[int, int]]:
         stmt = select(statuses.c.id, statuses.c.account_id).where(
@@ -194,6 +208,20 @@ class SqlStatusStore:
         for status_id, account_id in _MENTIONS_OF.all(tx, {"ids": ids}):
             out.setdefault(status_id, []).append(account_id)
         return out
+
+    def mentions_and_tags(self, tx: Tx, ids: Sequence[int]
+                          ) -> tuple[dict[int, list[int]], dict[int, list[Tag]]]:
+        """``mentions_of`` and ``TagStore.of_statuses`` together, for hydrating a page."""
+        mentions: dict[int, list[int]] = {}
+        tags: dict[int, list[Tag]] = {}
+        if not ids:
+            return mentions, tags
+        for kind, status_id, other_id, name in _MENTIONS_AND_TAGS.all(tx, {"ids": ids}):
+            if kind == 0:
+                mentions.setdefault(status_id, []).append(other_id)
+            else:
+                tags.setdefault(status_id, []).append(Tag(other_id, name))
+        return mentions, tags
 
     def idempotent_status(self, tx: Tx, account_id: int, key: str) -> int | None:
         value: int | None = tx.execute(select(idempotency_keys.c.status_id).where(
