@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from roost.ids import new_id
 from roost.storage import migrate
 from roost.storage.database import Database, Tx, emit
 from roost.storage.schema import metadata, tags
+from roost.storage.sql.raw import Raw
 
 
 def _insert(tag_id: int, *, event: object = None) -> Callable[[Tx], int]:
@@ -420,5 +422,99 @@ def test_postgresql_batches_that_lose_a_race_run_again(postgresql_url: str) -> N
         assert unlucky["left"] == 0
         kept = _ids(database)
         assert kept_id in kept and failed_id not in kept
+    finally:
+        database.close()
+
+
+# -- statements sent ahead (Raw.send: queued on PostgreSQL's writer, run at once elsewhere) --
+
+_SEND_TAG = Raw("INSERT INTO tags (id, name, name_lower, created_at)"
+                " VALUES (:id, :name, :name, 0)")
+_COUNT_TAGS = Raw("SELECT count(*) FROM tags")
+
+
+def _send_tags(*tag_ids: int, then_count: bool = False) -> Callable[[Tx], int | None]:
+    def op(tx: Tx) -> int | None:
+        for tag_id in tag_ids:
+            _SEND_TAG.send(tx, {"id": tag_id, "name": f"t{tag_id}"})
+        if then_count:
+            row = _COUNT_TAGS.first(tx)
+            return int(row[0]) if row else None
+        return tag_ids[0]
+
+    return op
+
+
+def test_statements_sent_ahead_run_in_order_before_the_next(db: Database) -> None:
+    # The count sees both inserts; so does a statement SQLAlchemy runs.
+    assert db.write_sync(_send_tags(1, 2, then_count=True)) == 2
+
+    def op(tx: Tx) -> list[int]:
+        _SEND_TAG.send(tx, {"id": 3, "name": "t3"})
+        return list(tx.execute(select(tags.c.id).order_by(tags.c.id)).scalars())
+
+    assert db.write_sync(op) == [1, 2, 3]
+    assert db.write_sync(_send_tags(4)) == 4  # queued last: runs before the commit
+    assert _ids(db) == {1, 2, 3, 4}
+
+
+def test_a_statement_sent_ahead_that_fails_fails_its_own_operation(db: Database) -> None:
+    """Its error surfaces in a later operation or at the end of the batch; either way only
+    the operation that queued it fails."""
+    db.write_sync(_send_tags(1))
+    gate = Gate(db)
+    ok = db.submit(_send_tags(10))
+    bad = db.submit(_send_tags(11, 1))  # 1 exists
+    after = db.submit(_send_tags(12, then_count=True))
+    last_bad = db.submit(_send_tags(13, 10))  # fails in the batch's final round trip
+    gate.release()
+    assert ok.result(10) == 10
+    assert after.result(10) == 3  # 1, 10 and its own 12: 11 was undone with its operation
+    with pytest.raises(IntegrityError):
+        bad.result(10)
+    with pytest.raises(IntegrityError):
+        last_bad.result(10)
+    assert _ids(db) == {1, 10, 12}
+    with pytest.raises(IntegrityError):  # alone in its batch
+        db.write_sync(_send_tags(20, 1))
+    assert _ids(db) == {1, 10, 12}
+
+
+def test_statements_sent_ahead_by_a_failed_operation_are_dropped(db: Database) -> None:
+    def op(tx: Tx) -> None:
+        _SEND_TAG.send(tx, {"id": 5, "name": "t5"})
+        raise ValueError("changed my mind")
+
+    with pytest.raises(ValueError):
+        db.write_sync(op)
+    assert db.write_sync(_send_tags(6)) == 6  # the dropped insert does not come back here
+    assert _ids(db) == {6}
+
+
+def test_postgresql_reads_survive_lost_connections(postgresql_url: str) -> None:
+    """Every pooled read connection is ended by the server (a restart): the next reads, raw
+    or through SQLAlchemy, run again on new connections instead of failing."""
+    database = Database(postgresql_url)
+    try:
+        def backend(tx: Tx) -> int:
+            pid: int = tx.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            time.sleep(0.05)  # (held a moment, so the reads below use several connections)
+            return pid
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            pids = set(pool.map(lambda _: database.read_sync(backend), range(8)))
+        assert len(pids) > 1
+        admin = Database(postgresql_url)
+        try:
+            ended = admin.read_sync(lambda tx: tx.execute(
+                text("SELECT count(*) FILTER (WHERE pg_terminate_backend(p))"
+                     " FROM unnest(CAST(:pids AS int[])) p"), {"pids": list(pids)}).scalar_one())
+        finally:
+            admin.close()
+        assert ended == len(pids)
+        count_tags = Raw("SELECT count(*) FROM tags")
+        for _ in range(3):
+            assert database.read_sync(lambda tx: count_tags.first(tx)) is not None
+            assert database.read_sync(backend) not in pids
     finally:
         database.close()

@@ -247,9 +247,10 @@ def test_counter_hold_makes_writers_of_one_account_take_turns(h: Harness, db: Da
     def first(tx: Tx) -> int:
         h.s.counters.hold(tx, a)
         h.s.counters.add(tx, a, 1, followers=1)
+        count = h.s.counters.totals(tx, [a])[a][0]  # (sends the two above, if queued)
         holding.set()
         assert release.wait(10)
-        return h.s.counters.totals(tx, [a])[a][0]
+        return count
 
     def second(tx: Tx) -> int:
         h.s.counters.hold(tx, a)

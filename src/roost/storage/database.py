@@ -12,6 +12,15 @@ delivery requires anyway.
 
 Reads run in worker threads on pooled connections; on SQLite in WAL mode they never wait for
 the writer.
+
+Statements sent ahead (PostgreSQL's writer only): a statement whose result nobody reads (a
+counter bump, a history event, a notification, an outbox job) can be queued with
+``send_ahead`` instead of run; it goes out together with the next statement that is run, in
+one psycopg pipeline, so a follow's eleven statements cost four round trips instead of
+eleven. Order is kept (queued statements always run before the next one), and an error in
+one surfaces at the latest when the operation that queued it ends: the writer flushes after
+every operation run in a savepoint, and before committing an optimistic batch (a failure
+there reruns the batch isolated, as any failure does). A rollback drops what is queued.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +64,70 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+_SENT_AHEAD = "roost.sent_ahead"
+
+
+def send_ahead(tx: Tx, text: str, params: Any) -> bool:
+    """Queue ``text`` (in the driver's parameter style) to run before the next statement on
+    ``tx``, if ``tx`` is PostgreSQL's writer; False (nothing queued: run it now) otherwise."""
+    pending: list[tuple[str, Any]] | None = tx.info.get(_SENT_AHEAD)
+    if pending is None:
+        return False
+    pending.append((text, params))
+    return True
+
+
+def run_sent_ahead(tx: Tx, text: str | None = None, params: Any = None) -> Any:
+    """Run what is queued on ``tx`` and then ``text`` (if given) in one round trip; returns
+    ``text``'s cursor (None without ``text``). Errors are raised as SQLAlchemy's."""
+    pending: list[tuple[str, Any]] | None = tx.info.get(_SENT_AHEAD)
+    driver = tx.connection.driver_connection
+    if not pending:
+        if text is None:
+            return None
+        try:
+            return driver.execute(text, params)  # type: ignore[union-attr]
+        except tx.dialect.loaded_dbapi.Error as error:
+            raise driver_error(tx, text, params, error) from error
+    statements = list(pending)
+    pending.clear()
+    cursor = None
+    failing = statements[0]
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            for failing in statements:
+                driver.execute(*failing)  # type: ignore[union-attr]
+            if text is not None:
+                failing = (text, params)
+                cursor = driver.execute(text, params)  # type: ignore[union-attr]
+    except tx.dialect.loaded_dbapi.Error as error:
+        raise driver_error(tx, failing[0], failing[1], error) from error
+    return cursor
+
+
+def driver_error(tx: Tx, text: str, params: Any, error: Any) -> BaseException:
+    """The driver's error as SQLAlchemy would raise it (``IntegrityError`` and so on), so
+    callers catch one family of errors whichever way a statement ran; a lost connection is
+    marked invalid, as SQLAlchemy does, so the writer opens a new one."""
+    disconnected = tx.dialect.is_disconnect(error, tx.connection.dbapi_connection, None)
+    if disconnected:
+        tx.invalidate()
+    wrapped: BaseException = DBAPIError.instance(text, params, error,
+                                                 tx.dialect.loaded_dbapi.Error,
+                                                 connection_invalidated=disconnected,
+                                                 dialect=tx.dialect)
+    return wrapped
+
+
 def emit(tx: Tx, event: object) -> None:
     """Record an event to publish once ``tx`` commits (dropped if it rolls back)."""
     events = tx.info.get(_EVENTS)
     if events is not None:
         events.append(event)
+
+
+# Reads at once on PostgreSQL, each on a connection of the pool kept open for it.
+PG_READ_CONNECTIONS = 16
 
 
 class Database:
@@ -81,10 +150,11 @@ class Database:
         self._after_commit: list[Callable[[list[object]], None]] = []
         # A SQLite read is CPU work under the GIL: anyio's 40 threads only fight over it, in
         # no fair order (BENCHMARKS.md: home timeline p99 halved with a few threads, same
-        # throughput). PostgreSQL reads wait on the network, so they keep anyio's default pool.
-        self._read_limiter: anyio.CapacityLimiter | None = (
-            anyio.CapacityLimiter(max(4, 2 * (os.cpu_count() or 1))) if self.is_sqlite else None
-        )
+        # throughput). A PostgreSQL read waits on the network, so more run at once, but
+        # never more than the pool holds: a read beyond it would open a connection of its
+        # own and close it afterwards (a new server process each time).
+        self._read_limiter = anyio.CapacityLimiter(
+            max(4, 2 * (os.cpu_count() or 1)) if self.is_sqlite else PG_READ_CONNECTIONS)
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,10 +165,13 @@ class Database:
             # Readers see one snapshot per operation, as a SQLite read transaction does
             # (read-only REPEATABLE READ never fails to serialise); the writer stays READ
             # COMMITTED so upserts from other processes never raise serialisation errors.
-            return create_engine(url, pool_size=1 if writer else 16,
-                                 max_overflow=0 if writer else 16, pool_pre_ping=True,
-                                 isolation_level="READ COMMITTED" if writer
-                                 else "REPEATABLE READ")
+            pg = create_engine(url, pool_size=1 if writer else PG_READ_CONNECTIONS,
+                               max_overflow=0, pool_pre_ping=writer,
+                               isolation_level="READ COMMITTED" if writer
+                               else "REPEATABLE READ")
+            if writer:
+                _send_ahead_on(pg)
+            return pg
         engine = create_engine(url, pool_size=1 if writer else 16,
                                max_overflow=0 if writer else 16,
                                connect_args={"check_same_thread": False, "timeout": 30})
@@ -159,6 +232,16 @@ class Database:
         return await anyio.to_thread.run_sync(self.read_sync, fn, limiter=self._read_limiter)
 
     def read_sync(self, fn: Callable[[Tx], T]) -> T:
+        try:
+            with self.read_engine.connect() as conn:
+                return fn(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The pooled connection had been lost (the server restarted, or ended it), and so
+        # most likely have the others: drop them all and run the read again on a new one.
+        # (Cheaper than pool_pre_ping, a round trip to test the connection before each read.)
+        self.read_engine.dispose()
         with self.read_engine.connect() as conn:
             return fn(conn)
 
@@ -270,6 +353,7 @@ class Database:
             for op in batch:
                 if len(batch) == 1:
                     outcomes.append((True, op.fn(conn)))
+                    run_sent_ahead(conn)  # (a failure here is this operation's)
                 elif not isolated:
                     try:
                         outcomes.append((True, op.fn(conn)))
@@ -282,6 +366,7 @@ class Database:
                     emitted_before = len(events)
                     try:
                         result = op.fn(conn)
+                        run_sent_ahead(conn)  # its queued statements fail as its own
                     except BaseException as exc:
                         if _transient(exc):
                             raise
@@ -291,6 +376,41 @@ class Database:
                     else:
                         savepoint.commit()
                         outcomes.append((True, result))
+            if len(batch) > 1 and not isolated:
+                try:
+                    run_sent_ahead(conn)
+                except BaseException as exc:
+                    if _transient(exc):
+                        raise
+                    raise _OperationFailed from exc  # whose, only an isolated run can tell
+
+
+def _send_ahead_on(engine: Engine) -> None:
+    """Let the stores queue statements on this engine's connections (``send_ahead``): they
+    run before any statement SQLAlchemy runs and before a commit; a rollback drops them."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_SENT_AHEAD] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(conn: Connection, *_: Any) -> None:
+        if conn.info.get(_SENT_AHEAD):
+            run_sent_ahead(conn)
+
+    @event.listens_for(engine, "commit")
+    def _before_commit(conn: Connection) -> None:
+        if conn.info.get(_SENT_AHEAD):
+            run_sent_ahead(conn)
+
+    @event.listens_for(engine, "rollback")
+    @event.listens_for(engine, "rollback_savepoint")
+    def _drop(conn: Connection, *_: Any) -> None:
+        if conn.invalidated:  # the connection is gone, and its queue with it
+            return
+        pending = conn.info.get(_SENT_AHEAD)
+        if pending:
+            pending.clear()
 
 
 TRANSIENT_RETRIES = 3

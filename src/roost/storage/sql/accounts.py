@@ -183,11 +183,11 @@ class SqlCounterStore:
         its counters commit one after another, each reading the count it made: other
         processes' writers on PostgreSQL wait for it. SQLite has one writer: nothing to do."""
         if tx.dialect.name == "postgresql":
-            _HOLD.run(tx, {"account_id": account_id})
+            _HOLD.send(tx, {"account_id": account_id})
 
     def add(self, tx: Tx, account_id: int, shard: int, *, followers: int = 0,
             following: int = 0, statuses: int = 0) -> None:
-        _COUNTER_ADD.run(tx, {"account_id": account_id, "shard": shard, "followers": followers,
+        _COUNTER_ADD.send(tx, {"account_id": account_id, "shard": shard, "followers": followers,
                               "following": following, "statuses": statuses})
 
     def totals(self, tx: Tx, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:

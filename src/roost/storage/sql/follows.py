@@ -146,7 +146,7 @@ class SqlFollowStore:
 
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
                      event_id: int, at: int) -> None:
-        _RECORD_EVENT.run(tx, {"target_id": target_id, "id": event_id,
+        _RECORD_EVENT.send(tx, {"target_id": target_id, "id": event_id,
                                "follower_id": follower_id, "delta": delta, "created_at": at})
 
 

@@ -12,9 +12,13 @@ from roost.domain.models import Job
 from roost.ids import new_id
 from roost.storage.database import Tx, emit
 from roost.storage.schema import jobs
+from roost.storage.sql.raw import Raw
 
 c = jobs.c
-_INSERT = jobs.insert()  # built once: every post and follow enqueues a job
+# Every post and follow enqueues a job; nothing reads the insert's result, so on
+# PostgreSQL's writer it goes out with the next statement (Raw.send).
+_INSERT = Raw("INSERT INTO jobs (id, kind, payload, attempts, run_after, last_error, dead,"
+              " locked_until) VALUES (:id, :kind, :payload, 0, :run_after, NULL, FALSE, 0)")
 JOBS_ENQUEUED = "jobs-enqueued"
 
 
@@ -25,9 +29,8 @@ def _job(row: Any) -> Job:
 class SqlJobStore:
     def enqueue(self, tx: Tx, kind: str, payload: dict[str, object], run_after: int) -> int:
         job_id = new_id()
-        tx.execute(_INSERT, {"id": job_id, "kind": kind, "payload": orjson.dumps(payload).decode(),
-                             "attempts": 0, "run_after": run_after, "last_error": None,
-                             "dead": False, "locked_until": 0})
+        _INSERT.send(tx, {"id": job_id, "kind": kind, "payload": orjson.dumps(payload).decode(),
+                          "run_after": run_after})
         emit(tx, JOBS_ENQUEUED)
         return job_id
 
@@ -99,10 +102,11 @@ class SqlJobStore:
         """Write back a job taken by ``take`` as dead, so ``dead`` lists it and ``revive``
         returns it to the outbox (replacing the row if a duplicate relay left one)."""
         tx.execute(delete(jobs).where(c.id == job.id))
-        tx.execute(_INSERT, {"id": job.id, "kind": job.kind,
-                             "payload": orjson.dumps(job.payload).decode(),
-                             "attempts": job.attempts, "run_after": 0,
-                             "last_error": error[:2000], "dead": True, "locked_until": 0})
+        tx.execute(jobs.insert(), {"id": job.id, "kind": job.kind,
+                                   "payload": orjson.dumps(job.payload).decode(),
+                                   "attempts": job.attempts, "run_after": 0,
+                                   "last_error": error[:2000], "dead": True,
+                                   "locked_until": 0})
 
     def pending_count(self, tx: Tx) -> int:
         return int(tx.execute(select(func.count()).select_from(jobs).where(c.dead.is_(False)))

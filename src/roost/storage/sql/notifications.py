@@ -28,7 +28,7 @@ def _notification(row: Any) -> Notification:
 
 class SqlNotificationStore:
     def insert(self, tx: Tx, notification: Notification) -> None:
-        _INSERT.run(tx, {
+        _INSERT.send(tx, {
             "account_id": notification.account_id, "id": notification.id,
             "type": notification.type, "from_account_id": notification.from_account_id,
             "status_id": notification.status_id, "created_at": notification.created_at,

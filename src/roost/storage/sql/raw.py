@@ -23,10 +23,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError
 
 from roost.domain.models import Page
-from roost.storage.database import Tx
+from roost.storage.database import Tx, driver_error, run_sent_ahead, send_ahead
 
 _IN_LIST = re.compile(r"\bIN ids\(:(\w+)\)")
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
@@ -48,8 +47,7 @@ class Raw:
         self.lists = tuple(lists)  # the parameters that are lists of ids
         self._text = {"sqlite": _for_sqlite(sql), "postgresql": _for_postgresql(sql)}
 
-    def run(self, tx: Tx, params: dict[str, Any] | None = None) -> Any:
-        """Execute; returns the driver's cursor."""
+    def _prepared(self, tx: Tx, params: dict[str, Any] | None) -> tuple[bool, str, Any]:
         sqlite = tx.dialect.name == "sqlite"
         if sqlite and not tx.in_transaction():
             tx.begin()  # (runs the engine's BEGIN hook, as SQLAlchemy's autobegin would)
@@ -59,11 +57,24 @@ class Raw:
             for name in self.lists:
                 ids = list(values[name])
                 values[name] = orjson.dumps(ids).decode() if sqlite else ids
-        text = self._text["sqlite" if sqlite else "postgresql"]
+        return sqlite, self._text["sqlite" if sqlite else "postgresql"], values
+
+    def run(self, tx: Tx, params: dict[str, Any] | None = None) -> Any:
+        """Execute; returns the driver's cursor."""
+        sqlite, text, values = self._prepared(tx, params)
+        if not sqlite:  # with whatever was sent ahead, in one round trip
+            return run_sent_ahead(tx, text, values)
         try:
             return tx.connection.driver_connection.execute(text, values)  # type: ignore[union-attr]
         except tx.dialect.loaded_dbapi.Error as error:
-            raise _wrapped(tx, text, values, error) from error
+            raise driver_error(tx, text, values, error) from error
+
+    def send(self, tx: Tx, params: dict[str, Any] | None = None) -> None:
+        """Execute a statement whose result nobody reads: on PostgreSQL's writer it goes out
+        with the next statement, in one round trip (``database.send_ahead``); else now."""
+        sqlite, text, values = self._prepared(tx, params)
+        if sqlite or not send_ahead(tx, text, values):
+            self.run(tx, params)
 
     def all(self, tx: Tx, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.run(tx, params).fetchall()
@@ -87,23 +98,14 @@ class Raw:
         if sqlite and not tx.in_transaction():
             tx.begin()
         text = self._text["sqlite" if sqlite else "postgresql"]
+        if not sqlite:
+            run_sent_ahead(tx)
         try:
             cursor = tx.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.executemany(text, rows)
         except tx.dialect.loaded_dbapi.Error as error:
-            raise _wrapped(tx, text, rows, error) from error
+            raise driver_error(tx, text, rows, error) from error
 
-
-def _wrapped(tx: Tx, text: str, params: Any, error: Any) -> BaseException:
-    """The driver's error as SQLAlchemy would raise it (``IntegrityError`` and so on), so
-    callers catch one family of errors whichever way a statement ran; a lost connection is
-    marked invalid, as SQLAlchemy does, so the writer opens a new one."""
-    if tx.dialect.is_disconnect(error, tx.connection.dbapi_connection, None):
-        tx.invalidate()
-    wrapped: BaseException = DBAPIError.instance(text, params, error,
-                                                 tx.dialect.loaded_dbapi.Error,
-                                                 dialect=tx.dialect)
-    return wrapped
 
 def paged_raw(select_sql: str, column: str, page: Page, cache: dict[tuple[bool, bool, bool], Raw],
               *, lists: Iterable[str] = ()) -> tuple[Raw, dict[str, Any]]:

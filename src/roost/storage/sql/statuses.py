@@ -76,7 +76,7 @@ def _status(row: Any) -> Status:
 
 class SqlStatusStore:
     def insert(self, tx: Tx, status: Status) -> None:
-        _INSERT.run(tx, dict(
+        _INSERT.send(tx, dict(
             id=status.id, account_id=status.account_id, text=status.text, content=status.content,
             spoiler_text=status.spoiler_text, sensitive=status.sensitive,
             visibility=status.visibility.value, language=status.language,
