@@ -342,6 +342,28 @@ def test_a_read_sees_one_snapshot(db: Database) -> None:
     assert db.read_sync(read) == (1, 1, {1, 2})
 
 
+def test_a_read_without_snapshot_sees_each_commit_on_postgresql(db: Database) -> None:
+    """``snapshot=False`` (authentication): on PostgreSQL each statement runs on its own,
+    with no BEGIN or ROLLBACK around them; SQLite reads keep their transaction."""
+    db.write_sync(_insert(1))
+    count_tags = Raw("SELECT count(*) FROM tags")
+
+    def read(tx: Tx) -> tuple[int, int]:
+        before = tx.execute(select(func.count()).select_from(tags)).scalar_one()
+        db.write_sync(_insert(2))
+        row = count_tags.first(tx)
+        assert row is not None
+        return before, int(row[0])
+
+    assert db.read_sync(read, snapshot=False) == ((1, 2) if db.dialect == "postgresql"
+                                                  else (1, 1))
+    # The connection goes back to the pool as it came: the next read has its snapshot.
+    db.write_sync(_insert(3))
+    assert db.read_sync(lambda tx: (tx.execute(select(func.count()).select_from(tags))
+                                    .scalar_one(), db.write_sync(_insert(4)),
+                                    count_tags.first(tx))) == (3, 4, (3,))
+
+
 def test_postgresql_writer_reconnects_after_losing_its_connection(postgresql_url: str) -> None:
     """A server restart or a killed backend fails the batch in flight, not the writer."""
     database = Database(postgresql_url)

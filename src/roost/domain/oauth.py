@@ -286,7 +286,9 @@ class OAuthService:
             app = self.stores.oauth.app_by_id(tx, token.app_id) if token.app_id else None
             return Authenticated(token, account, app)
 
-        auth = await self.db.read(read)
+        # No snapshot needed: a token revoked or an account deleted between the statements
+        # is as if it happened just after the read.
+        auth = await self.db.read(read, snapshot=False)
         if auth is not None:
             self.recent.put(digest, auth)
         return auth
