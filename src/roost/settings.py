@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis URL (redis://host:6379/0); when set, home timelines, the pub/sub "
-        "behind streaming (shared by every web process) and the job queue (see "
-        "ROOST_JOB_QUEUE) live in Redis; unset: in the database and in-process.",
+        "behind streaming and the sign-up and failed sign-in counters (shared by every web "
+        "process) and the job queue (see ROOST_JOB_QUEUE) live in Redis; unset: in the "
+        "database and in-process.",
     )
     redis_prefix: str = Field(
         "roost:", description="Prefix of every Redis key and pub/sub channel Roost uses."
@@ -55,10 +56,14 @@ class Settings(BaseSettings):
         description="Enable the OAuth password grant (off by default, as in Mastodon 4.4).",
     )
     signups_per_hour: int = Field(
-        100, description="Sign-ups allowed from one IP address per hour (then 429)."
+        100,
+        description="Sign-ups allowed from one IP address per hour (then 429), counted across "
+        "every web process when ROOST_REDIS_URL is set, else per process.",
     )
     failed_logins_per_5min: int = Field(
-        10, description="Failed sign-ins allowed per IP address and login per 5 minutes."
+        10,
+        description="Failed sign-ins allowed per IP address and login per 5 minutes, counted "
+        "like ROOST_SIGNUPS_PER_HOUR.",
     )
     max_post_chars: int = Field(500, description="Maximum length of a post, counted as Mastodon.")
     home_timeline_size: int = Field(800, description="Entries kept per home timeline.")

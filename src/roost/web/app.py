@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 from roost.runtime import Roost
 from roost.settings import Settings
 from roost.storage.pubsub import pubsub_for
+from roost.storage.ratelimits import rate_windows_for
 from roost.web import errors, openapi
 from roost.web.api import (
     accounts,
@@ -74,9 +75,13 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
     """The web application for ``roost``; with ``run_background`` it also runs the embedded
     worker (fan-out and other jobs) in the same process."""
 
-    pubsub = pubsub_for(roost.settings)
+    settings = roost.settings
+    pubsub = pubsub_for(settings)
     publisher = Publisher(roost, pubsub)
     roost.db.on_commit(publisher.on_commit)
+    signups = Window(settings.signups_per_hour, rate_windows_for(settings, "signups", 3600))
+    failed_logins = Window(settings.failed_logins_per_5min,
+                           rate_windows_for(settings, "failed_logins", 300))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -92,14 +97,16 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await pubsub.close()
+            signups.close()
+            failed_logins.close()
             roost.close()
 
     app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan,
                     middleware=[Middleware(WebSessions, settings=roost.settings)])
     app.state.roost = roost
     app.state.pubsub = pubsub
-    app.state.signups = Window(roost.settings.signups_per_hour, 3600)
-    app.state.failed_logins = Window(roost.settings.failed_logins_per_5min, 300)
+    app.state.signups = signups
+    app.state.failed_logins = failed_logins
     return app
 
 

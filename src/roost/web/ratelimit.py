@@ -1,51 +1,49 @@
 """Per-client rate limits for what attackers hammer: sign-ups and failed sign-ins.
 
-Counters live in this process (fixed windows), which is exact for the embedded server; with
-several web processes each keeps its own, so the effective limit multiplies by their number.
+Fixed windows, counted by a ``RateWindows`` store (``storage/ratelimits.py``): in this process
+for the embedded server; in Redis with ``ROOST_REDIS_URL``, so that every web process (and every
+server behind a load balancer) counts against the same limit instead of each granting it anew.
+While Redis is unreachable the store counts in-process rather than failing the request.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import anyio.to_thread
 from starlette.requests import Request
 
 from roost.domain.errors import RateLimited
 from roost.domain.models import Account
+from roost.storage.ratelimits import RateWindows
 from roost.web.auth import roost_of
 
 
 @dataclass
 class Window:
+    """At most ``limit`` uses per key and window of ``counters``."""
+
     limit: int
-    seconds: float
-    _hits: dict[str, tuple[float, int]] = field(default_factory=dict)
+    counters: RateWindows
 
-    def _current(self, key: str, now: float) -> tuple[float, int]:
-        started, count = self._hits.get(key, (now, 0))
-        if now - started >= self.seconds:
-            started, count = now, 0
-        return started, count
-
-    def check(self, key: str) -> None:
+    async def check(self, key: str) -> None:
         """Refuse with 429 if ``key`` has used up its window."""
-        now = time.monotonic()
-        _, count = self._current(key, now)
-        if count >= self.limit:
+        # In a thread: the store may wait on Redis (short timeouts, but not zero).
+        if await anyio.to_thread.run_sync(self.counters.count, key) >= self.limit:
             raise RateLimited("Too many requests")
-        if len(self._hits) > 100_000:  # forget stale keys now and then
-            self._hits = {k: v for k, v in self._hits.items() if now - v[0] < self.seconds}
 
-    def hit(self, key: str) -> None:
-        now = time.monotonic()
-        started, count = self._current(key, now)
-        self._hits[key] = (started, count + 1)
+    async def hit(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self.counters.hit, key)
 
-    def take(self, key: str) -> None:
-        """Check and count one use."""
-        self.check(key)
-        self.hit(key)
+    async def take(self, key: str) -> None:
+        """Count one use, refusing with 429 if it is over the limit. One atomic increment, so
+        concurrent requests (in any process) cannot all pass a check before any is counted;
+        refused uses count too, which changes nothing as the window's end is fixed."""
+        if await anyio.to_thread.run_sync(self.counters.hit, key) > self.limit:
+            raise RateLimited("Too many requests")
+
+    def close(self) -> None:
+        self.counters.close()
 
 
 def client_key(request: Request) -> str:
@@ -57,8 +55,8 @@ async def sign_in(request: Request, login: str, password: str) -> Account | None
     and login (so one attacker cannot lock the account out for everyone)."""
     window: Window = request.app.state.failed_logins
     key = f"{client_key(request)}|{login.strip().lower()}"
-    window.check(key)
+    await window.check(key)
     account = await roost_of(request).accounts.authenticate(login, password)
     if account is None:
-        window.hit(key)
+        await window.hit(key)
     return account

@@ -23,7 +23,7 @@ async def register(request: Request) -> Response:
     auth = await require_token(request, "write:accounts")
     if not roost.settings.registrations_open:
         raise Forbidden("Registrations are closed on this server")
-    request.app.state.signups.take(client_key(request))
+    await request.app.state.signups.take(client_key(request))
     params = await read_params(request)
     account = await roost.accounts.register(
         params.str("username") or "", params.str("email") or "", params.str("password") or "",

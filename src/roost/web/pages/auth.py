@@ -76,7 +76,7 @@ async def sign_up_submit(request: Request, params: Params) -> Response:
         return _sign_up_form(request, form, {"password_confirmation": "The two passwords "
                                              "are not the same."}, status=422)
     try:
-        request.app.state.signups.take(client_key(request))
+        await request.app.state.signups.take(client_key(request))
     except RateLimited:
         return _sign_up_form(request, form, {}, "Too many sign-ups from your network. "
                              "Try again later.", status=429)
