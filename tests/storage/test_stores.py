@@ -710,6 +710,31 @@ def test_pulled_and_recent_pushed(h: Harness) -> None:
     assert h.read(h.s.statuses.recent_pushed, star.id, 1) == [entry(reblog)]
 
 
+def test_pulled_pages_match_every_unpushed_post_in_order(h: Harness) -> None:
+    """Each author's newest posts are taken apart (a celebrity's thousands cost one page):
+    every page shape must still be the right window of all their posts, merged."""
+    reader, a, b = (make_account(h, n) for n in ("reader", "a", "b"))
+    for author in (a, b):
+        h.write(h.s.follows.insert, reader.id, author.id, new_id(), NOW, True, False)
+        h.write(h.s.accounts.update, author.id, {"pulled": True, "has_unpushed": True})
+    # a posts 12 times, then b 3 times, then a and b alternate: pages cross authors.
+    posts = [make_status(h, a, pushed=False) for _ in range(12)]
+    posts += [make_status(h, b, pushed=False) for _ in range(3)]
+    posts += [make_status(h, (a, b)[i % 2], pushed=False) for i in range(6)]
+    ids = [p.id for p in posts]  # oldest first
+    newest = ids[::-1]
+
+    def page_ids(page: Page) -> list[int]:
+        return [e.status_id for e in h.read(h.s.statuses.pulled, reader.id, page)]
+
+    assert page_ids(Page(limit=40)) == newest
+    assert page_ids(Page(limit=4)) == newest[:4]
+    assert page_ids(Page(max_id=ids[15], limit=5)) == [i for i in newest if i < ids[15]][:5]
+    assert page_ids(Page(since_id=ids[10], limit=3)) == newest[:3]
+    assert page_ids(Page(min_id=ids[10], limit=3)) == ids[11:14][::-1]
+    assert page_ids(Page(max_id=ids[18], since_id=ids[2], limit=40)) == newest[3:18]
+
+
 def test_pulled_applies_the_viewers_reply_and_reblog_rules(h: Harness) -> None:
     star, viewer, friend, stranger = (make_account(h, n) for n in
                                       ("star", "viewer", "friend", "stranger"))
