@@ -10,7 +10,6 @@ from roost.domain.models import Tag
 from roost.ids import new_id
 from roost.storage.database import Tx
 from roost.storage.schema import status_tags, tags
-from roost.storage.sql.common import insert_ignore
 from roost.storage.sql.raw import Raw
 
 # Every timeline read asks this: on the driver's cursor (raw.py).
@@ -20,20 +19,28 @@ _OF_STATUSES = Raw(
     " ORDER BY status_tags.status_id, tags.id", lists=["ids"])
 
 
+# Posting with hashtags runs these: raw, and the inserts sent ahead (Raw.send), so a post
+# with one new or known tag costs one round trip for its tags on PostgreSQL, not three
+# SQLAlchemy statements (BENCHMARKS.md, posting profile).
+_ENSURE = Raw("INSERT INTO tags (id, name, name_lower, created_at)"
+              " VALUES (:id, :name, :name_lower, :created_at) ON CONFLICT (name_lower) DO NOTHING")
+_BY_NAME = Raw("SELECT id, name FROM tags WHERE name_lower = :name_lower")
+_LINK = Raw("INSERT INTO status_tags (tag_id, status_id) VALUES (:tag_id, :status_id)"
+            " ON CONFLICT DO NOTHING")
+
+
 class SqlTagStore:
     def ensure(self, tx: Tx, names: Sequence[str], at: int) -> list[Tag]:
-        if not names:
-            return []
-        rows = [
-            {"id": new_id(), "name": n, "name_lower": n.lower(), "created_at": at} for n in names
-        ]
-        tx.execute(insert_ignore(tx, tags), rows)
-        found = {
-            r.name_lower: Tag(r.id, r.name)
-            for r in tx.execute(
-                select(tags).where(tags.c.name_lower.in_([n.lower() for n in names]))
-            )
-        }
+        found: dict[str, Tag] = {}
+        for name in names:  # (a post has a few: one statement each, in the order given)
+            lower = name.lower()
+            if lower in found:
+                continue
+            _ENSURE.send(tx, {"id": new_id(), "name": name, "name_lower": lower,
+                              "created_at": at})
+            row = _BY_NAME.first(tx, {"name_lower": lower})
+            assert row is not None  # inserted just now, or by someone before
+            found[lower] = Tag(row[0], row[1])
         return [found[n.lower()] for n in names]
 
     def by_name(self, tx: Tx, name: str) -> Tag | None:
@@ -41,9 +48,8 @@ class SqlTagStore:
         return Tag(row.id, row.name) if row else None
 
     def link(self, tx: Tx, status_id: int, tag_ids: Iterable[int]) -> None:
-        rows = [{"tag_id": t, "status_id": status_id} for t in set(tag_ids)]
-        if rows:
-            tx.execute(insert_ignore(tx, status_tags), rows)
+        for tag_id in sorted(set(tag_ids)):
+            _LINK.send(tx, {"tag_id": tag_id, "status_id": status_id})
 
     def unlink(self, tx: Tx, status_id: int) -> None:
         tx.execute(delete(status_tags).where(status_tags.c.status_id == status_id))
