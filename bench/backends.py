@@ -13,13 +13,15 @@ Redis sorted sets (production), with the timeline store's own key and member enc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,6 +323,22 @@ def pending_jobs(roost: Roost) -> int:
     if queue is not None and callable(getattr(queue, "pending_count", None)):
         return int(queue.pending_count())
     return roost.db.read_sync(lambda tx: roost.stores.jobs.pending_count(tx))
+
+
+@contextlib.contextmanager
+def scratch_database(engine: str, prefix: str) -> Iterator[str]:
+    """The URL of an empty database for an in-process measurement: a SQLite file in a new
+    temporary folder, or a new PostgreSQL database on the local server, dropped afterwards."""
+    if engine != "postgresql":
+        folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+        yield Settings(data_dir=folder).resolved_database_url()
+        return
+    name = f"roost_bench_{secrets.token_hex(4)}"
+    create_database(name)
+    try:
+        yield PG_URL.format(name=name)
+    finally:
+        drop_database(name)
 
 
 def create_database(name: str) -> None:

@@ -17,16 +17,13 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 from sqlalchemy import select
 
+from bench.backends import scratch_database
 from roost.domain.stats import MINUTE_MS
-from roost.settings import Settings
 from roost.storage import migrate
 from roost.storage.bulk import BulkLoader
 from roost.storage.database import Database
@@ -34,7 +31,6 @@ from roost.storage.schema import follow_events, follower_rollups, roost_state
 from roost.storage.stores import sql_stores
 
 ACCOUNT = 42
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAYS = 30
 
 
@@ -144,32 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2009)
     args = parser.parse_args(argv)
     end = 1_776_000_000_000  # fixed, so runs are comparable
-    work = Path(tempfile.mkdtemp(prefix="roost-history-"))
-    database = None
-    if args.engine == "postgresql":
-        import psycopg
-
-        database = f"roost_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
-    else:
-        url = Settings(data_dir=work).resolved_database_url()
-    db = Database(url, sqlite_synchronous="NORMAL")
-    try:
-        migrate.upgrade(db)
-        seconds = load(db, args.events, args.seed, end)
-        result = {"workload": "history_count_at", "engine": args.engine, "events": args.events,
-                  "load_seconds": round(seconds, 1),
-                  **measure(db, args.events, args.seed, end, args.lookups)}
-        print(json.dumps(result))
-    finally:
-        db.close()
-        if database:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with scratch_database(args.engine, "roost-history") as url:
+        db = Database(url, sqlite_synchronous="NORMAL")
+        try:
+            migrate.upgrade(db)
+            seconds = load(db, args.events, args.seed, end)
+            result = {"workload": "history_count_at", "engine": args.engine,
+                      "events": args.events, "load_seconds": round(seconds, 1),
+                      **measure(db, args.events, args.seed, end, args.lookups)}
+            print(json.dumps(result))
+        finally:
+            db.close()
     return 0
 
 

@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from bench.backends import scratch_database
 from roost.domain.models import Page
-from roost.settings import Settings
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
 from roost.storage.schema import accounts, follows, statuses
 from roost.storage.stores import sql_stores
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 READER, STAR, OTHER = 1, 2, 3
 FIRST_STATUS = 1_000_000
 
@@ -104,31 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args(argv)
-    database = None
-    if args.engine == "postgresql":
-        import psycopg
-
-        database = f"roost_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
-    else:
-        url = Settings(data_dir=Path(tempfile.mkdtemp(prefix="roost-pulled-"))
-                       ).resolved_database_url()
-    db = Database(url, sqlite_synchronous="NORMAL")
-    try:
-        migrate.upgrade(db)
-        db.start()
-        load(db, args.posts)
-        print(json.dumps({"workload": "pulled_merge", "engine": args.engine,
-                          "unpushed_posts": args.posts, **measure(db, args.posts, args.repeat)}))
-    finally:
-        db.close()
-        if database:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with scratch_database(args.engine, "roost-pulled") as url:
+        db = Database(url, sqlite_synchronous="NORMAL")
+        try:
+            migrate.upgrade(db)
+            db.start()
+            load(db, args.posts)
+            print(json.dumps({"workload": "pulled_merge", "engine": args.engine,
+                              "unpushed_posts": args.posts,
+                              **measure(db, args.posts, args.repeat)}))
+        finally:
+            db.close()
     return 0
 
 

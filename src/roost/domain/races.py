@@ -103,7 +103,10 @@ class RaceService:
         return await self.get(race_id)
 
     def refresh_in(self, tx: Tx, race: Race) -> bool:
-        """Walk the follow events past the race's cursor; True if anything happened."""
+        """Walk the follow events past the race's cursor; True if anything happened. The walk
+        ends at the event that makes the last account cross the target, so a race comes out
+        the same however often it was refreshed on the way (lead changes after it are not
+        the race's: one refresh walking past it would count them, several would not)."""
         by_account = {x.account_id: x for x in race.entries}
         settled_before = id_at_ms(now_ms() - self.settle_ms) if self.settle_ms else LAST_ID
         new_changes = 0
@@ -125,8 +128,11 @@ class RaceService:
                     if race.winner_id is None:
                         race.winner_id, race.finished_at = account_id, at
                 race.cursor_id = event_id
+                if all(x.reached_at is not None for x in race.entries):
+                    break  # settled: later events no longer change the race
             moved = moved or bool(events)
-            if len(events) < EVENT_BATCH:
+            if len(events) < EVENT_BATCH or all(x.reached_at is not None
+                                                for x in race.entries):
                 break
         if moved:
             race.settled = all(x.reached_at is not None for x in race.entries)
