@@ -171,8 +171,14 @@ def test_stream_workers_survive_a_kill_and_dropped_connections(
                 return {int(c["name"].split(b":")[-2]) for c in summary["consumers"]
                         if c["pending"]}
 
+            def connected() -> bool:
+                """Both workers are up and talking to Redis (a loaded machine can start one
+                a while after the other has begun the fan-out)."""
+                names = {c.get("name") for c in rds.client_list()}
+                return all(f"roost-jobs-{w.pid}" in names for w in workers)
+
             deadline = time.monotonic() + 60
-            while sum(delivered()) < len(fans) // 2 or not holding():
+            while sum(delivered()) < len(fans) // 2 or not holding() or not connected():
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.02)
             assert sum(delivered()) < len(fans) * len(posts), "fan-out ended before the kill"
