@@ -33,15 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
 from sqlalchemy import insert
 
+from bench.backends import scratch_database
 from roost.clock import now_ms
 from roost.domain.posts import NewPost
 from roost.runtime import Roost
@@ -49,25 +48,12 @@ from roost.settings import Settings
 from roost.storage.schema import accounts, follows
 from roost.storage.sql.jobs import JOBS_ENQUEUED
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 AUTHOR = 1 << 40
 
 
 def _log(message: str) -> None:
     print(f"[queue {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"roost_bench_queue_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _seed(roost: Roost, followers: int) -> list[int]:
@@ -149,7 +135,7 @@ class Setup:
     def __init__(self, queue: str, followers: int, root: Path, stack: ExitStack) -> None:
         self.queue = queue
         self.prefix = f"roost-bench-queue-{secrets.token_hex(4)}:"
-        database_url = stack.enter_context(fresh_database())
+        database_url = stack.enter_context(scratch_database("postgresql", "roost-queue"))
         self.env = {"ROOST_DATABASE_URL": database_url, "ROOST_REDIS_URL": REDIS_URL,
                     "ROOST_REDIS_PREFIX": self.prefix, "ROOST_JOB_QUEUE": queue,
                     "ROOST_LOG_LEVEL": "warning"}

@@ -61,7 +61,10 @@ class Raw:
 
     def run(self, tx: Tx, params: dict[str, Any] | None = None) -> Any:
         """Execute; returns the driver's cursor."""
-        sqlite, text, values = self._prepared(tx, params)
+        return self._execute(tx, *self._prepared(tx, params))
+
+    @staticmethod
+    def _execute(tx: Tx, sqlite: bool, text: str, values: Any) -> Any:
         if not sqlite:  # with whatever was sent ahead, in one round trip
             return run_sent_ahead(tx, text, values)
         try:
@@ -74,7 +77,7 @@ class Raw:
         with the next statement, in one round trip (``database.send_ahead``); else now."""
         sqlite, text, values = self._prepared(tx, params)
         if sqlite or not send_ahead(tx, text, values):
-            self.run(tx, params)
+            self._execute(tx, sqlite, text, values)
 
     def all(self, tx: Tx, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.run(tx, params).fetchall()
