@@ -49,7 +49,8 @@ class Roost:
         self.settings = settings
         self.db = Database(settings.resolved_database_url(),
                            sqlite_synchronous=settings.sqlite_synchronous,
-                           write_batch_max=settings.write_batch_max)
+                           write_batch_max=settings.write_batch_max,
+                           read_threads=settings.read_threads)
         self.stores = stores_for(settings)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)

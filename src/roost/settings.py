@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     write_batch_max: int = Field(
         256, description="Most write operations the single writer commits as one transaction."
     )
+    read_threads: int | None = Field(
+        None, ge=1,
+        description="Database reads a process runs at once; unset: 1 on SQLite (a read there "
+        "is CPU work under one GIL, and more threads only contend for it), 16 on PostgreSQL "
+        "(one pooled connection each).",
+    )
     milestones: str = Field(
         "1000,10000,100000,1000000",
         description="Follower counts that are milestones (comma-separated); see "
@@ -192,6 +198,6 @@ def settings_help() -> str:
     """Text listing every setting with its variable, default and meaning, for `roost --help`."""
     lines = []
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = "unset" if field.default is None else field.default
         lines.append(f"  ROOST_{name.upper()} (default: {default!s}): {field.description}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from roost.ids import new_id
 from roost.storage import migrate
-from roost.storage.database import Database, Tx, emit
+from roost.storage.database import PG_READ_CONNECTIONS, Database, Tx, emit
 from roost.storage.schema import metadata, tags
 from roost.storage.sql.raw import Raw
 
@@ -318,6 +318,33 @@ def test_async_write_and_read(db: Database) -> None:
         return len(written), count
 
     assert asyncio.run(main()) == (20, 20)
+
+
+@pytest.mark.parametrize("asked", [None, 3])
+def test_reads_run_at_most_read_threads_at_once(own_db: Callable[..., Database],
+                                                asked: int | None) -> None:
+    """One reader thread on SQLite by default (a read there is CPU under the GIL), the read
+    pool's size on PostgreSQL; a setting changes either."""
+    database = own_db(read_threads=asked)
+    expected = asked or (1 if database.is_sqlite else PG_READ_CONNECTIONS)
+    assert database.read_threads == expected
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(tx: Tx) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(database.read(slow) for _ in range(expected + 4)))
+
+    asyncio.run(main())
+    assert most == expected
 
 
 def test_close_finishes_queued_writes(own_db: Callable[..., Database], db: Database) -> None:

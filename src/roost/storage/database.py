@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import queue
 import threading
 import time
@@ -126,14 +125,15 @@ def emit(tx: Tx, event: object) -> None:
         events.append(event)
 
 
-# Reads at once on PostgreSQL, each on a connection of the pool kept open for it.
+# Reads at once on PostgreSQL by default, each on a connection of the pool kept open for it.
 PG_READ_CONNECTIONS = 16
 
 
 class Database:
     """Runs read and write operations (plain functions of a transaction) for the async layers."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", write_batch_max: int = 256):
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", write_batch_max: int = 256,
+                 read_threads: int | None = None):
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -143,18 +143,20 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self._sqlite_synchronous = sqlite_synchronous
         self._write_batch_max = write_batch_max
+        # A SQLite read is CPU work under the GIL (the driver lets go of it around every
+        # statement step and takes it back, a thread switch each time another thread wants
+        # it): a second reader thread only adds those switches (BENCHMARKS.md: home read
+        # 585 req/s with four threads, 670 with two, 820 with one, p99 halved). A PostgreSQL
+        # read mostly waits on the network, so several run at once, never more than the pool
+        # holds: a read beyond it would open a connection of its own and close it afterwards.
+        self.read_threads = read_threads or (1 if self.dialect == "sqlite"
+                                             else PG_READ_CONNECTIONS)
         self.write_engine = self._make_engine(url, writer=True)
         self.read_engine = self._make_engine(url, writer=False)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._after_commit: list[Callable[[list[object]], None]] = []
-        # A SQLite read is CPU work under the GIL: anyio's 40 threads only fight over it, in
-        # no fair order (BENCHMARKS.md: home timeline p99 halved with a few threads, same
-        # throughput). A PostgreSQL read waits on the network, so more run at once, but
-        # never more than the pool holds: a read beyond it would open a connection of its
-        # own and close it afterwards (a new server process each time).
-        self._read_limiter = anyio.CapacityLimiter(
-            max(4, 2 * (os.cpu_count() or 1)) if self.is_sqlite else PG_READ_CONNECTIONS)
+        self._read_limiter = anyio.CapacityLimiter(self.read_threads)
 
     @property
     def is_sqlite(self) -> bool:
@@ -165,7 +167,7 @@ class Database:
             # Readers see one snapshot per operation, as a SQLite read transaction does
             # (read-only REPEATABLE READ never fails to serialise); the writer stays READ
             # COMMITTED so upserts from other processes never raise serialisation errors.
-            pg = create_engine(url, pool_size=1 if writer else PG_READ_CONNECTIONS,
+            pg = create_engine(url, pool_size=1 if writer else self.read_threads,
                                max_overflow=0, pool_pre_ping=writer,
                                isolation_level="READ COMMITTED" if writer
                                else "REPEATABLE READ")
