@@ -314,3 +314,24 @@ def test_an_outbox_job_whose_workers_keep_stopping_is_set_aside_as_dead(
     [(dead, error)] = db.read_sync(SqlJobStore().dead)
     assert dead.id == job_id and error is not None and "set aside after 3 attempts" in error
     assert queue.pending_count() == 0
+
+
+def test_consumers_of_dead_processes_leave_the_group(
+        db: Database, streams: RedisStreamQueue) -> None:
+    """A killed worker never leaves the group itself: the others remove it once it has been
+    silent long enough, unless it still owns a pending entry (that one waits for the lease)."""
+    asyncio.run(streams.take(10, 0))  # this consumer and the group exist
+    client = streams.client
+    client.xgroup_createconsumer(streams.stream, GROUP, "dead-idle")  # took nothing
+    enqueue(db, "count", {"steps": 0})
+    asyncio.run(streams.relay())
+    client.xreadgroup(GROUP, "dead-holding", {streams.stream: ">"}, count=1)  # owns a job
+    time.sleep(0.05)
+
+    def names() -> set[str]:
+        return {str(c["name"]) for c in client.xinfo_consumers(streams.stream, GROUP)}
+
+    assert names() == {streams.consumer, "dead-idle", "dead-holding"}
+    assert streams.remove_stale_consumers(60_000) == 0  # not silent for long enough yet
+    assert streams.remove_stale_consumers(20) == 1
+    assert names() == {streams.consumer, "dead-holding"}

@@ -37,6 +37,12 @@ on the lost connection stays pending for this consumer, which reads its own pend
 again (XREADGROUP from id 0) within a second: a consumer takes jobs one batch at a time, so
 any entry it owns while it looks for work was lost in transit.
 
+Consumers that are gone. A process that is killed never leaves the group, so each restart
+would add a consumer name for good. Every ``SWEEP_SECONDS`` a consumer deletes, in one script,
+the other consumers that own no pending entry and have not been heard from for
+``STALE_CONSUMER_MS``. Deleting a consumer with nothing pending loses nothing; one that was
+only slow is made again by its next XREADGROUP.
+
 Keys, both with the queue name as the Redis Cluster hash tag so that one script can touch
 both: ``<prefix>jobs:{default}`` (the stream, group ``workers``) and
 ``<prefix>jobs:{default}:delayed`` (the sorted set).
@@ -80,6 +86,8 @@ RECLAIM_SECONDS = 1.0  # how often a consumer looks for its own lost and others'
 # job that kills workers (out of memory, a crash in a library): it goes to the dead jobs
 # instead of taking down every worker in turn, forever.
 MAX_DELIVERIES = 10
+SWEEP_SECONDS = 300.0  # how often a consumer removes the group's stale consumers
+STALE_CONSUMER_MS = 3_600_000  # silent this long with nothing pending: gone
 
 # KEYS: the delayed set, the stream; ARGV: now (ms), most to promote. Moves the due members
 # (JSON objects of string fields) onto the stream.
@@ -122,6 +130,22 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
+# KEYS: the stream; ARGV: the group, the idle time (ms) past which a consumer with nothing
+# pending is deleted, the caller's own name (kept). Returns the number deleted.
+_SWEEP = """
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['name'] ~= ARGV[3] and tonumber(info['pending']) == 0
+      and tonumber(info['idle']) > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
 Client = redis.Redis | RedisCluster
 
 
@@ -162,8 +186,10 @@ class RedisStreamQueue:
         self._promote = client.register_script(_PROMOTE)
         self._settle_script = client.register_script(_SETTLE)
         self._delay = client.register_script(_DELAY)
+        self._sweep = client.register_script(_SWEEP)
         self._group_ready = False
         self._next_reclaim = 0.0
+        self._next_sweep = 0.0
         self._claim_cursor = "0-0"
         self._poisoned: list[tuple[Job, int]] = []  # found by _take; buried by take
         self._bell = Doorbell()
@@ -251,6 +277,9 @@ class RedisStreamQueue:
         self._ensure_group()
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + min(RECLAIM_SECONDS, self.lease_ms / 2000)
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + SWEEP_SECONDS
+                self.remove_stale_consumers(STALE_CONSUMER_MS)
             orphans = self._orphans(limit)
             if orphans:
                 return orphans
@@ -279,6 +308,15 @@ class RedisStreamQueue:
                                if deliveries.get(j.receipt or "", 0) >= MAX_DELIVERIES]
             claimed = [j for j in claimed if deliveries.get(j.receipt or "", 0) < MAX_DELIVERIES]
         return claimed
+
+    def remove_stale_consumers(self, idle_ms: int) -> int:
+        """Delete the group's other consumers that own nothing pending and have been silent
+        for ``idle_ms`` (processes that died); returns how many."""
+        removed = int(cast(int, self._sweep(keys=[self.stream],
+                                            args=[GROUP, idle_ms, self.consumer])))
+        if removed:
+            log.info("removed %d stale consumer(s) from the job group", removed)
+        return removed
 
     def _deliveries(self, message_ids: list[str]) -> dict[str, int]:
         """How many times each of this consumer's pending ``message_ids`` was delivered."""
