@@ -289,6 +289,8 @@ def test_redis_channel_names_carry_hash_tags() -> None:
     assert pubsub.redis_channel("roost:followers:7") == f"{p}roost:followers:{{7}}"
     assert pubsub.redis_channel("public") == f"{p}public"
     assert pubsub.redis_channel("hashtag:local:birds") == f"{p}hashtag:local:birds"
+    assert pubsub.redis_channel("hashtag:2026") == f"{p}hashtag:{{2026}}"
+    assert pubsub.redis_channel("42") == f"{p}42"
 
 
 def test_a_large_batch_is_published_only_where_someone_listens(redis_url: str,
