@@ -46,6 +46,32 @@ def test_content_is_escaped_and_linked(api: Api) -> None:
     assert status["content"].count("<p>") == 2
 
 
+def test_a_new_status_is_answered_as_it_reads_back(api: Api) -> None:
+    """The status a post returns is built without reading it back: it must equal what
+    GET /api/v1/statuses/:id gives just after (mentions and tags in the same order, the
+    author's new count), for every kind of post."""
+    alice = api.register("alice")
+    zed, bob = api.register("zed"), api.register("bob")  # zed's id is the smaller
+    parent = bob.post_status("first")
+    posts = [
+        ("plain", {}),
+        ("hi @bob and @zed and @BOB #Zeta #alpha #ZETA #2026x", {}),
+        ("a reply @bob", {"in_reply_to_id": parent["id"], "spoiler_text": "cw",
+                          "language": "en"}),
+        ("for followers @zed", {"visibility": "private"}),
+        ("just us @bob", {"visibility": "direct", "sensitive": "true"}),
+        ("@alice talking to myself #Self", {}),
+    ]
+    answered = []
+    for text, fields in posts:
+        posted = alice.post_status(text, **fields)
+        assert alice.get(f"/api/v1/statuses/{posted['id']}").json() == posted
+        answered.append(posted)
+    assert [m["id"] for m in answered[1]["mentions"]] == [zed.id, bob.id]
+    assert [t["name"] for t in answered[1]["tags"]] == ["Zeta", "alpha", "2026x"]
+    assert answered[-1]["account"]["statuses_count"] == len(posts)
+
+
 def test_idempotency_key(api: Api) -> None:
     alice = api.register("alice")
     headers = {"Idempotency-Key": "abc-123"}
