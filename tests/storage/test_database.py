@@ -347,6 +347,33 @@ def test_reads_run_at_most_read_threads_at_once(own_db: Callable[..., Database],
     assert most == expected
 
 
+def test_a_scan_does_not_hold_up_the_quick_reads(own_db: Callable[..., Database]) -> None:
+    """A search runs in a lane of its own: with one reader thread, quick reads still run
+    while a long scan is in progress instead of queueing behind it."""
+    database = own_db(read_threads=1)
+    scanning = threading.Event()
+    finished: dict[str, float] = {}
+
+    def scan(tx: Tx) -> None:
+        scanning.set()
+        time.sleep(0.5)
+        finished["scan"] = time.monotonic()
+
+    def quick(tx: Tx) -> int:
+        return int(tx.execute(select(func.count()).select_from(tags)).scalar_one())
+
+    async def main() -> None:
+        long_read = asyncio.create_task(database.read(scan, scan=True))
+        while not scanning.is_set():
+            await asyncio.sleep(0.005)
+        assert [await database.read(quick) for _ in range(5)] == [0] * 5
+        finished["quick"] = time.monotonic()
+        await long_read
+
+    asyncio.run(main())
+    assert finished["quick"] < finished["scan"] - 0.2
+
+
 def test_close_finishes_queued_writes(own_db: Callable[..., Database], db: Database) -> None:
     database = own_db()
     futures = [database.submit(_insert(i)) for i in range(50)]

@@ -214,7 +214,8 @@ class AccountService:
         query = query.strip()
         if not query:
             return []
-        return await self.db.read(lambda tx: self.stores.accounts.search(tx, query, limit, offset))
+        return await self.db.read(lambda tx: self.stores.accounts.search(tx, query, limit, offset),
+                                  scan=True)
 
     async def update_profile(self, account_id: int, changes: ProfileChanges) -> Account:
         values: dict[str, object] = {}

@@ -188,7 +188,8 @@ class PostService:
         return await self.db.read(read)
 
     async def search_tags(self, query: str, limit: int, offset: int) -> list[Tag]:
-        return await self.db.read(lambda tx: self.stores.tags.search(tx, query, limit, offset))
+        return await self.db.read(lambda tx: self.stores.tags.search(tx, query, limit, offset),
+                                  scan=True)
 
     # -- writing ---------------------------------------------------------------------------
 
