@@ -2,10 +2,11 @@
 
 A follow changes the edge, both counters and the history in one transaction, and only when
 the edge really changes, so repeating a follow or an unfollow changes nothing. The target's
-counter lock is held from the edge change to the commit: with several writer processes on
-PostgreSQL, follows of one account commit one after another, so each reads the exact count it
-made (the Nth follower, the milestone it crossed, the switch to pull fan-out) and the target's
-follow events get ids in commit order. Counter rows are sharded by the other party's id.
+counter lock is taken before the target is loaded and held to the commit: with several writer
+processes on PostgreSQL, follows of one account commit one after another, so the count loaded
+with the target, plus the edge, is the exact count this follow made (the Nth follower, the
+milestone it crossed, the switch to pull fan-out), and the target's follow events get ids in
+commit order. Counter rows are sharded by the other party's id.
 """
 
 from __future__ import annotations
@@ -34,12 +35,21 @@ class FollowService:
         self.push_below = push_below
 
     def _target(self, tx: Tx, follower_id: int, target_id: int) -> Account:
+        """The account to follow or unfollow, loaded under its counter lock (see
+        ``_held_account``)."""
         if follower_id == target_id:
             raise Forbidden("You cannot follow yourself")
-        target = self.stores.accounts.by_ids(tx, [target_id]).get(target_id)
+        target = self._held_account(tx, target_id)
         if target is None:
             raise NotFound()
         return target
+
+    def _held_account(self, tx: Tx, account_id: int) -> Account | None:
+        """Take the account's counter lock, then load it: no other writer can change its
+        counts until this transaction ends, so the count loaded is the count this
+        transaction's follows and unfollows change (``_update_fanout_mode``)."""
+        self.stores.counters.hold(tx, account_id)
+        return self.stores.accounts.by_ids(tx, [account_id]).get(account_id)
 
     async def follow(self, follower_id: int, target_id: int, *, reblogs: bool | None = None,
                      notify_posts: bool | None = None) -> Relationship:
@@ -70,10 +80,10 @@ class FollowService:
     def _add_edge(self, tx: Tx, follower_id: int, target: Account, show_reblogs: bool,
                   notifying: bool, *, notify_target: bool = True) -> bool:
         """Insert the edge with its counters, event, notification and backfill; False (and
-        nothing changed) when the edge already exists."""
+        nothing changed) when the edge already exists. ``target`` was loaded by
+        ``_held_account`` in this transaction, after any earlier edge it changed."""
         stores = self.stores
         target_id = target.id
-        stores.counters.hold(tx, target_id)
         at = now_ms()
         if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
                                      notifying):
@@ -87,7 +97,7 @@ class FollowService:
             stores.jobs.enqueue(tx, "backfill",
                                 {"account_id": follower_id, "author_id": target_id},
                                 run_after=0)
-        followers = self._update_fanout_mode(tx, target, follower_id)
+        followers = self._update_fanout_mode(tx, target, follower_id, +1)
         emit(tx, FollowersChanged(target_id, followers, at))
         self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
         return True
@@ -98,7 +108,6 @@ class FollowService:
             stores = self.stores
             if stores.follow_requests.take(tx, follower_id, target_id) is not None:
                 withdraw(stores, tx, target_id, "follow_request", follower_id)
-            stores.counters.hold(tx, target_id)
             if stores.follows.delete(tx, follower_id, target_id):
                 stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
                 stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)
@@ -108,19 +117,21 @@ class FollowService:
                 stores.jobs.enqueue(tx, "forget_author",
                                     {"account_id": follower_id, "author_id": target_id},
                                     run_after=0)
-                followers = self._update_fanout_mode(tx, target, follower_id)
+                followers = self._update_fanout_mode(tx, target, follower_id, -1)
                 emit(tx, FollowersChanged(target_id, followers, at))
             return self.relationships_in(tx, follower_id, [target_id])[0]
 
         return await self.db.write(apply)
 
-    def _update_fanout_mode(self, tx: Tx, account: Account, follower_id: int) -> int:
+    def _update_fanout_mode(self, tx: Tx, account: Account, follower_id: int,
+                            change: int) -> int:
         """Switch an author between push and pull fan-out, with hysteresis, after
-        ``follower_id`` followed or unfollowed; returns the author's follower count.
-        ``account`` was loaded earlier in this transaction: its mode is still current (only
-        this method changes it), its count is not, so the count is read again."""
+        ``follower_id`` followed (``change`` +1) or unfollowed (-1); returns the author's
+        follower count. ``account`` was loaded under its counter lock just before this edge
+        changed (``_held_account``), so its count plus ``change`` is the count now (no
+        statement to read it again) and its mode is current (only this method changes it)."""
         account_id = account.id
-        followers = self.stores.counters.totals(tx, [account_id]).get(account_id, (0, 0, 0))[0]
+        followers = account.followers_count + change
         if not account.pulled and followers >= self.pull_above:
             # has_unpushed at once, so readers and live streams start merging this author
             # before its first unpushed post.
@@ -140,7 +151,8 @@ class FollowService:
             if options is None:
                 raise NotFound()
             withdraw(self.stores, tx, account_id, "follow_request", requester_id)
-            account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
+            account = self._held_account(tx, account_id)
+            assert account is not None  # (the request's account: it owns the request)
             self._add_edge(tx, requester_id, account, *options, notify_target=False)
             return self.relationships_in(tx, account_id, [requester_id])[0]
 
@@ -156,8 +168,9 @@ class FollowService:
                 options = self.stores.follow_requests.take(tx, requester_id, account_id)
                 if options is not None:
                     withdraw(self.stores, tx, account_id, "follow_request", requester_id)
-                    # (loaded per edge: the previous edge may have switched its fan-out mode)
-                    account = self.stores.accounts.by_ids(tx, [account_id])[account_id]
+                    # (loaded per edge: the previous edge changed its count, maybe its mode)
+                    account = self._held_account(tx, account_id)
+                    assert account is not None  # (it is unlocking itself)
                     self._add_edge(tx, requester_id, account, *options)
 
     async def reject_request(self, account_id: int, requester_id: int) -> Relationship:
