@@ -43,6 +43,11 @@ class RaceView:
     standings: list[Standing]
 
 
+def _all_reached(race: Race) -> bool:
+    """Every account has reached the target: the race is settled."""
+    return all(x.reached_at is not None for x in race.entries)
+
+
 def _leader(race: Race) -> int | None:
     """The entry with the most followers; on a tie the current leader keeps the lead."""
     best = max((x.followers for x in race.entries), default=0)
@@ -111,6 +116,7 @@ class RaceService:
         settled_before = id_at_ms(now_ms() - self.settle_ms) if self.settle_ms else LAST_ID
         new_changes = 0
         moved = False
+        settled = _all_reached(race)
         while True:
             events = self.stores.races.events_after(
                 tx, list(by_account), race.cursor_id, settled_before, EVENT_BATCH)
@@ -127,15 +133,15 @@ class RaceService:
                     entry.reached_at, entry.milestone_follower_id = at, follower_id
                     if race.winner_id is None:
                         race.winner_id, race.finished_at = account_id, at
+                    settled = _all_reached(race)
                 race.cursor_id = event_id
-                if all(x.reached_at is not None for x in race.entries):
-                    break  # settled: later events no longer change the race
+                if settled:
+                    break  # later events no longer change the race
             moved = moved or bool(events)
-            if len(events) < EVENT_BATCH or all(x.reached_at is not None
-                                                for x in race.entries):
+            if len(events) < EVENT_BATCH or settled:
                 break
         if moved:
-            race.settled = all(x.reached_at is not None for x in race.entries)
+            race.settled = settled
             self.stores.races.save_progress(tx, race, new_changes)
             emit(tx, RaceUpdated(race.id))
         return moved

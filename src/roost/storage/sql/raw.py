@@ -110,24 +110,39 @@ class Raw:
             raise driver_error(tx, text, rows, error) from error
 
 
+def page_shape(page: Page) -> tuple[bool, bool, bool]:
+    """Which of ``page``'s bounds are set (max_id, since_id, min_id): one statement text
+    per shape."""
+    return page.max_id is not None, page.since_id is not None, page.min_id is not None
+
+
+def page_bounds(column: str, page: Page) -> str:
+    """``page``'s window on ``column`` as conditions to append to a WHERE clause."""
+    max_id, since_id, min_id = page_shape(page)
+    return ((f" AND {column} < :max_id" if max_id else "")
+            + (f" AND {column} > :since_id" if since_id else "")
+            + (f" AND {column} > :min_id" if min_id else ""))
+
+
+def page_order(page: Page) -> str:
+    """The order a page is read in: with min_id the entries just above it (ascending)."""
+    return "ASC" if page.min_id is not None else "DESC"
+
+
+def page_params(page: Page) -> dict[str, Any]:
+    return {"max_id": page.max_id, "since_id": page.since_id, "min_id": page.min_id,
+            "limit": page.limit}
+
+
 def paged_raw(select_sql: str, column: str, page: Page, cache: dict[tuple[bool, bool, bool], Raw],
               *, lists: Iterable[str] = ()) -> tuple[Raw, dict[str, Any]]:
     """``select_sql`` (a SELECT ... WHERE ...) restricted to ``page``'s window on ``column``
     and ordered as the page asks, as ``common.paged`` does for SQLAlchemy statements; one
     statement per combination of bounds, kept in ``cache``."""
-    shape = (page.max_id is not None, page.since_id is not None, page.min_id is not None)
+    shape = page_shape(page)
     raw = cache.get(shape)
     if raw is None:
-        sql = select_sql
-        if shape[0]:
-            sql += f" AND {column} < :max_id"
-        if shape[1]:
-            sql += f" AND {column} > :since_id"
-        if shape[2]:
-            sql += f" AND {column} > :min_id ORDER BY {column} ASC LIMIT :limit"
-        else:
-            sql += f" ORDER BY {column} DESC LIMIT :limit"
+        sql = (f"{select_sql}{page_bounds(column, page)}"
+               f" ORDER BY {column} {page_order(page)} LIMIT :limit")
         raw = cache[shape] = Raw(sql, lists=lists)
-    return raw, {"max_id": page.max_id, "since_id": page.since_id, "min_id": page.min_id,
-                 "limit": page.limit}
-
+    return raw, page_params(page)

@@ -18,7 +18,7 @@ from roost.storage.schema import (
     statuses,
 )
 from roost.storage.sql.common import insert_ignore, newest_first, paged
-from roost.storage.sql.raw import Raw
+from roost.storage.sql.raw import Raw, page_bounds, page_order, page_params, page_shape
 
 # Hydrating a timeline page runs these on every read: on the driver's cursor (raw.py).
 _STATUS_COLUMNS: list[str] = [c.name for c in statuses.c]
@@ -62,13 +62,10 @@ _PULLED_PAGES: dict[tuple[str, bool, bool, bool], Raw] = {}
 
 
 def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
-    shape = (page.max_id is not None, page.since_id is not None, page.min_id is not None)
-    raw = _PULLED_PAGES.get((dialect, *shape))
+    key = (dialect, *page_shape(page))
+    raw = _PULLED_PAGES.get(key)
     if raw is None:
-        bounds = ((" AND t.id < :max_id" if shape[0] else "")
-                  + (" AND t.id > :since_id" if shape[1] else "")
-                  + (" AND t.id > :min_id" if shape[2] else ""))
-        order = "ASC" if shape[2] else "DESC"  # min_id: the entries just above it
+        bounds, order = page_bounds("t.id", page), page_order(page)
         if dialect == "postgresql":
             sql = ("SELECT t.id, t.account_id, t.reblog_of_id FROM statuses t WHERE"
                    f" t.account_id IN ({_PULLED_AUTHORS}){_PULLED_RULES}{bounds}"
@@ -78,9 +75,8 @@ def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
                    " JOIN statuses s ON s.id IN (SELECT t.id FROM statuses t WHERE"
                    f" t.account_id = a.id{_PULLED_RULES}{bounds} ORDER BY t.id {order}"
                    f" LIMIT :limit) ORDER BY s.id {order} LIMIT :limit")
-        raw = _PULLED_PAGES[(dialect, *shape)] = Raw(sql)
-    return raw, {"max_id": page.max_id, "since_id": page.since_id, "min_id": page.min_id,
-                 "limit": page.limit}
+        raw = _PULLED_PAGES[key] = Raw(sql)
+    return raw, page_params(page)
 
 
 _MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
