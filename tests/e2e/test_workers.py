@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -126,6 +126,31 @@ def _outbox_rows(database_url: str) -> int:
         engine.dispose()
 
 
+def _wait_stopped(pid: int) -> None:
+    """Wait until the kernel shows ``pid`` stopped (a signal is delivered asynchronously)."""
+    stat = Path(f"/proc/{pid}/stat")
+    while stat.read_text().rpartition(")")[2].split()[0] != "T":
+        time.sleep(0.001)
+
+
+def _freeze_one_holding(workers: list[subprocess.Popen[bytes]],
+                        holding: Callable[[], set[int]],
+                        deadline: float) -> subprocess.Popen[bytes]:
+    """SIGSTOP a worker that holds taken messages and return it once it is frozen still holding
+    them: between reading the pending list and a kill, a running worker can settle all it held."""
+    while True:
+        assert time.monotonic() < deadline, "no worker held messages long enough to be frozen"
+        for worker in workers:
+            if worker.pid not in holding():
+                continue
+            worker.send_signal(signal.SIGSTOP)
+            _wait_stopped(worker.pid)
+            if worker.pid in holding():
+                return worker
+            worker.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+
+
 @pytest.mark.timeout(240)
 def test_stream_workers_survive_a_kill_and_dropped_connections(
         tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> None:
@@ -182,8 +207,7 @@ def test_stream_workers_survive_a_kill_and_dropped_connections(
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.02)
             assert sum(delivered()) < len(fans) * len(posts), "fan-out ended before the kill"
-            busy = holding()
-            victim = next(w for w in workers if w.pid in busy)
+            victim = _freeze_one_holding(workers, holding, time.monotonic() + 30)
             victim.send_signal(signal.SIGKILL)  # dies holding the messages it had taken
             victim.wait()
             assert victim.pid in holding()
