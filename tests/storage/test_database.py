@@ -18,7 +18,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from roost.ids import new_id
 from roost.storage import migrate
-from roost.storage.database import PG_READ_CONNECTIONS, Database, Tx, emit
+from roost.storage.database import (
+    PG_READ_CONNECTIONS,
+    Database,
+    Tx,
+    deferred,
+    emit,
+    flush_deferred,
+)
 from roost.storage.schema import metadata, tags
 from roost.storage.sql.raw import Raw
 
@@ -594,3 +601,100 @@ def test_postgresql_reads_survive_lost_connections(postgresql_url: str) -> None:
             assert database.read_sync(backend) not in pids
     finally:
         database.close()
+
+
+class Outside:
+    """Another system a store writes to (as the Redis home timelines): records each flush
+    of the writes queued with ``database.deferred``, and whether the batch's rows were
+    committed yet when it came."""
+
+    def __init__(self, db: Database, *, fail_on: object = None) -> None:
+        self.db = db
+        self.fail_on = fail_on
+        self.flushes: list[tuple[list[object], set[int]]] = []
+
+    def flush(self, items: list[object]) -> None:
+        if self.fail_on in items:
+            raise ConnectionError("the other system refused")
+        self.flushes.append((items, _ids(self.db)))
+
+    def write(self, tx: Tx, item: object) -> None:
+        queued = deferred(tx, self, self.flush)
+        if queued is None:
+            self.flush([item])
+        else:
+            queued.append(item)
+
+    def op(self, tag_id: int, *items: object, fail: bool = False) -> Callable[[Tx], int]:
+        def run(tx: Tx) -> int:
+            _insert(tag_id)(tx)
+            for item in items:
+                self.write(tx, item)
+            if fail:
+                raise ValueError("no")
+            return tag_id
+
+        return run
+
+
+def test_writes_to_another_system_go_in_one_flush_before_the_commit(db: Database) -> None:
+    outside = Outside(db)
+    gate = Gate(db)
+    futures = [db.submit(outside.op(i, f"a{i}", f"b{i}")) for i in (1, 2, 3)]
+    gate.release()
+    assert [f.result(10) for f in futures] == [1, 2, 3]
+    # One flush for the batch, in the order written, before its rows were committed.
+    assert outside.flushes == [(["a1", "b1", "a2", "b2", "a3", "b3"], set())]
+    assert db.write_sync(outside.op(4, "a4")) == 4  # alone in its batch: the same
+    assert outside.flushes[-1] == (["a4"], {1, 2, 3})
+    # A read (or any transaction outside the writer) writes at once.
+    db.read_sync(lambda tx: outside.write(tx, "read"))
+    assert outside.flushes[-1] == (["read"], {1, 2, 3, 4})
+
+
+def test_writes_queued_by_a_failed_operation_are_never_sent(db: Database) -> None:
+    outside = Outside(db)
+    gate = Gate(db)
+    ok = db.submit(outside.op(1, "one"))
+    bad = db.submit(outside.op(2, "two", fail=True))
+    after = db.submit(outside.op(3, "three"))
+    gate.release()
+    assert (ok.result(10), after.result(10)) == (1, 3)
+    with pytest.raises(ValueError):
+        bad.result(10)
+    # The optimistic run was dropped unsent; run again operation by operation, each
+    # operation's writes were sent once it had run, and the failed one's never.
+    assert [items for items, _ in outside.flushes] == [["one"], ["three"]]
+    with pytest.raises(ValueError):
+        db.write_sync(outside.op(4, "four", fail=True))
+    assert [items for items, _ in outside.flushes] == [["one"], ["three"]]
+    assert _ids(db) == {1, 3}
+
+
+def test_a_failed_flush_fails_only_the_operation_whose_write_it_refused(db: Database) -> None:
+    outside = Outside(db, fail_on="poison")
+    gate = Gate(db)
+    ok = db.submit(outside.op(1, "one"))
+    bad = db.submit(outside.op(2, "poison"))
+    gate.release()
+    assert ok.result(10) == 1
+    with pytest.raises(ConnectionError):
+        bad.result(10)
+    with pytest.raises(ConnectionError):  # alone in its batch: its own error, rolled back
+        db.write_sync(outside.op(3, "poison"))
+    assert _ids(db) == {1}
+    assert [items for items, _ in outside.flushes] == [["one"]]
+
+
+def test_flushing_early_keeps_the_order_of_writes(db: Database) -> None:
+    outside = Outside(db)
+
+    def op(tx: Tx) -> None:
+        outside.write(tx, "queued")
+        flush_deferred(tx, outside)  # as a store does before a write it cannot queue
+        outside.flushes.append((["at once"], set()))
+        outside.write(tx, "queued after")
+
+    db.write_sync(op)
+    assert [items for items, _ in outside.flushes] == [["queued"], ["at once"],
+                                                       ["queued after"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -24,7 +25,9 @@ from roost.storage.redis.timelines import RedisHomeTimelineStore, encode
 from roost.storage.redis.topology import ClusterScript
 from tests.storage.test_pubsub import next_message, nothing_for, run
 
-NO_TX = cast(Tx, None)  # the store ignores the SQL transaction
+# Outside the database writer's batches: the store reads only the transaction's ``info``, where
+# a writer's batch would collect its writes (``database.deferred``); here it writes at once.
+NO_TX = cast(Tx, SimpleNamespace(info={}))
 
 
 @pytest.fixture

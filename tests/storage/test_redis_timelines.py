@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -16,8 +17,11 @@ from roost.ids import new_id
 from roost.storage.database import Database, Tx
 from roost.storage.redis.timelines import RedisHomeTimelineStore, decode, encode
 from tests.storage.conftest import Harness
+from tests.storage.test_database import Gate
 
-NO_TX = cast(Tx, None)  # the store ignores the SQL transaction
+# Outside the database writer's batches: the store reads only the transaction's ``info``, where
+# a writer's batch would collect its writes (``database.deferred``); here it writes at once.
+NO_TX = cast(Tx, SimpleNamespace(info={}))
 
 
 @pytest.fixture
@@ -118,8 +122,9 @@ def test_remove_author_from_a_long_timeline(client: redis.Redis, redis_prefix: s
 @pytest.mark.parametrize("h", ["redis-home"], indirect=True)
 def test_writes_of_a_rolled_back_transaction_stay_and_are_idempotent(
         h: Harness, db: Database) -> None:
-    """Redis is written at once, not at commit: a transaction that fails after adding leaves
-    its entry (readers skip statuses that do not exist), and the retry adds nothing twice."""
+    """Redis is written before the commit, not at it: a transaction that fails after a write
+    that went out at once (``add_many``, which also sends the queued ``add`` first) leaves
+    its entries (readers skip statuses that do not exist), and the retry adds nothing twice."""
     account, author = new_id(), new_id()
     entry = TimelineEntry(new_id(), author)
 
@@ -134,3 +139,31 @@ def test_writes_of_a_rolled_back_transaction_stay_and_are_idempotent(
     assert h.read(h.s.home.page, account, Page()) == [entry]
     db.write_sync(lambda tx: deliver(tx, False))
     assert h.read(h.s.home.page, account, Page()) == [entry]
+
+
+@pytest.mark.parametrize("h", ["redis-home"], indirect=True)
+def test_a_batch_sends_its_timeline_writes_in_one_round_trip(
+        h: Harness, db: Database, client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writes of one database batch (posts delivered to their authors, fan-out steps)
+    go to Redis as one pipeline, once its operations have run; a server that lost its
+    scripts meanwhile gets them again."""
+    store = cast(RedisHomeTimelineStore, h.s.home)
+    flushes: list[int] = []
+    run_all = store.topology.run_all
+
+    def counted(calls: Any) -> None:
+        flushes.append(len(calls))
+        run_all(calls)
+
+    monkeypatch.setattr(store.topology, "run_all", counted)
+    client.script_flush()
+    entries = [TimelineEntry(new_id(), new_id()) for _ in range(20)]
+    gate = Gate(db)
+    futures = [db.submit(lambda tx, e=e: store.add(tx, [e.author_id, 7], e)) for e in entries]
+    gate.release()
+    for future in futures:
+        future.result(10)
+    assert flushes == [20]
+    assert [e.status_id for e in h.read(store.page, 7, Page(limit=40))] == sorted(
+        (e.status_id for e in entries), reverse=True)
+    assert all(h.read(store.page, e.author_id, Page()) == [e] for e in entries)

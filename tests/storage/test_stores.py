@@ -46,6 +46,7 @@ from roost.storage.schema import follow_events, jobs
 from roost.storage.sql.jobs import JOBS_ENQUEUED
 from roost.storage.stores import Stores
 from tests.storage.conftest import HOME_STORES, Harness
+from tests.storage.test_database import Gate
 
 NOW = 1_700_000_000_000
 BIG = 2**63 - 1  # the largest BIGINT: ids must round-trip exactly on both engines
@@ -1195,6 +1196,42 @@ def test_home_timeline_orders_ids_beyond_double_precision(h: Harness) -> None:
     assert page() == [BIG - 1, BIG - 2, 2**62 + 1, 2**53 + 2, 2**53]
     h.write(h.s.home.trim, a, 2)
     assert page() == [BIG - 1, BIG - 2]
+
+
+@HOME_STORES
+def test_home_timeline_writes_of_one_batch_apply_in_order(h: Harness) -> None:
+    """Operations batched into one commit (the Redis store sends their writes together, just
+    before it): each sees the ones before it, and a failed one's writes never land."""
+    a, b, author = ids(3)
+    kept, removed, lost = (TimelineEntry(new_id(), author) for _ in range(3))
+
+    def add(entry: TimelineEntry, *, fail: bool = False) -> Callable[[Tx], None]:
+        def op(tx: Tx) -> None:
+            h.s.home.add(tx, [a, b], entry)
+            if fail:
+                raise ValueError("no")
+        return op
+
+    def remove_then_read(tx: Tx) -> list[TimelineEntry]:
+        h.s.home.remove(tx, [a, b], removed.status_id)
+        h.s.home.add_many(tx, b, [lost])  # (written at once on Redis: the queue goes first)
+        h.s.home.remove(tx, [b], lost.status_id)
+        return h.s.home.page(tx, a, Page())
+
+    for failing in (False, True):  # (one failure: the batch runs again, op by op)
+        gate = Gate(h.db)
+        futures = [h.db.submit(add(kept)), h.db.submit(add(removed))]
+        if failing:
+            futures.append(h.db.submit(add(lost, fail=True)))
+        last = h.db.submit(remove_then_read)
+        gate.release()
+        assert futures[0].result(10) is None and futures[1].result(10) is None
+        if failing:
+            with pytest.raises(ValueError):
+                futures[2].result(10)
+        assert last.result(10) == [kept]
+        assert h.read(h.s.home.page, a, Page()) == [kept]
+        assert h.read(h.s.home.page, b, Page()) == [kept]
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -104,6 +104,46 @@ def run_sent_ahead(tx: Tx, text: str | None = None, params: Any = None) -> Any:
     return cursor
 
 
+_DEFERRED = "roost.deferred"
+
+
+def deferred(tx: Tx, owner: object,
+             flush: Callable[[list[Any]], None]) -> list[Any] | None:
+    """The list in which ``owner`` (a store writing to another system: Redis) may queue the
+    writes of ``tx``: the writer sends them with ``flush(list)`` in one go once every
+    operation of its batch has run, just before the commit, so a batch of posts or fan-out
+    steps costs one round trip to that system, not one each, and an operation that fails
+    sends nothing. None outside the writer (a read): write at once."""
+    pending: dict[object, tuple[Callable[[list[Any]], None], list[Any]]] | None = (
+        tx.info.get(_DEFERRED))
+    if pending is None:
+        return None
+    if owner not in pending:
+        pending[owner] = (flush, [])
+    return pending[owner][1]
+
+
+def flush_deferred(tx: Tx, owner: object) -> None:
+    """Send now what ``owner`` queued on ``tx`` (before a write or read that must follow it)."""
+    pending = tx.info.get(_DEFERRED)
+    if pending and owner in pending:
+        flush, items = pending[owner]
+        if items:
+            batch = list(items)
+            items.clear()
+            flush(batch)
+
+
+def _flush_all_deferred(tx: Tx) -> None:
+    for owner in list(tx.info.get(_DEFERRED) or ()):
+        flush_deferred(tx, owner)
+
+
+def _drop_deferred(tx: Tx) -> None:
+    for _flush, items in (tx.info.get(_DEFERRED) or {}).values():
+        items.clear()
+
+
 def driver_error(tx: Tx, text: str, params: Any, error: Any) -> BaseException:
     """The driver's error as SQLAlchemy would raise it (``IntegrityError`` and so on), so
     callers catch one family of errors whichever way a statement ran; a lost connection is
@@ -369,11 +409,23 @@ class Database:
         everything back and raises (its own exception when it is alone, else
         ``_OperationFailed``). ``isolated``: each operation in its own savepoint, so a failing
         one is undone alone and reported, and the rest commit."""
+        # Other systems' writes (``deferred``) are sent once the batch's operations have run
+        # (isolated: once each operation has), so a failed operation's are never sent.
+        conn.info[_DEFERRED] = {}
+        try:
+            Database._run_in_transaction(conn, batch, events, outcomes, isolated=isolated)
+        finally:
+            conn.info.pop(_DEFERRED, None)
+
+    @staticmethod
+    def _run_in_transaction(conn: Connection, batch: list[_WriteOp], events: list[object],
+                            outcomes: list[tuple[bool, Any]], *, isolated: bool) -> None:
         with conn.begin():
             for op in batch:
                 if len(batch) == 1:
                     outcomes.append((True, op.fn(conn)))
                     run_sent_ahead(conn)  # (a failure here is this operation's)
+                    _flush_all_deferred(conn)
                 elif not isolated:
                     try:
                         outcomes.append((True, op.fn(conn)))
@@ -387,9 +439,11 @@ class Database:
                     try:
                         result = op.fn(conn)
                         run_sent_ahead(conn)  # its queued statements fail as its own
+                        _flush_all_deferred(conn)  # and so do its other systems' writes
                     except BaseException as exc:
                         if _transient(exc):
                             raise
+                        _drop_deferred(conn)
                         savepoint.rollback()
                         del events[emitted_before:]
                         outcomes.append((False, exc))
@@ -399,6 +453,7 @@ class Database:
             if len(batch) > 1 and not isolated:
                 try:
                     run_sent_ahead(conn)
+                    _flush_all_deferred(conn)
                 except BaseException as exc:
                     if _transient(exc):
                         raise

@@ -33,16 +33,20 @@ commands go through redis-py's cluster client, which routes them by slot; ``enfo
 scans every primary.
 
 Transactions. Every method takes the SQL transaction ``tx`` of the domain operation (the
-Protocol's first argument) and ignores it: Redis is written at once, not at commit. That is
-safe because every write here is idempotent (adding an entry twice, or removing one that is
-gone, changes nothing) and because readers hydrate entries from the database and drop the
-statuses that do not exist (``PostService.views``): an entry written by a transaction that
-then rolls back points at a status that was never committed, so no one sees it, and the job
-that rolls back is retried and writes the same entry again. The one thing Redis cannot undo is
-a removal: a status deletion that rolls back after its ``remove`` has left that status out of
-its author's and mentioned accounts' home timelines (it is still on its page and in public
-timelines); deletions fail only when the database does, and the entry comes back with the
-next backfill.
+Protocol's first argument). Redis is written before the commit, not after it: at once, or, in
+the database writer's batches, ``add`` and ``remove`` are queued on ``tx``
+(``database.deferred``) and the whole batch's calls go out in one pipeline once its
+operations have run, just before its commit (a batch of 50 posts: one round trip to Redis,
+not 50). Any other call on ``tx`` first sends what is queued, so Redis sees the writes in the
+order they were made. Writing before the commit is safe because every write here is
+idempotent (adding an entry twice, or removing one that is gone, changes nothing) and because
+readers hydrate entries from the database and drop the statuses that do not exist
+(``PostService.views``): an entry written by a transaction that then rolls back points at a
+status that was never committed, so no one sees it, and the job that rolls back is retried
+and writes the same entry again. The one thing Redis cannot undo is a removal: a status
+deletion that rolls back after its ``remove`` has left that status out of its author's and
+mentioned accounts' home timelines (it is still on its page and in public timelines);
+deletions fail only when the database does, and the entry comes back with the next backfill.
 """
 
 from __future__ import annotations
@@ -55,8 +59,15 @@ import redis
 from redis.cluster import RedisCluster
 
 from roost.domain.models import Page, TimelineEntry
-from roost.storage.database import Tx
-from roost.storage.redis.topology import Cluster, SingleServer, Topology
+from roost.storage.database import Tx, deferred, flush_deferred
+from roost.storage.redis.topology import (
+    Cluster,
+    MultiKeyScript,
+    ScriptArg,
+    ScriptCall,
+    SingleServer,
+    Topology,
+)
 
 _ID = struct.Struct(">Q")
 _PAIR = struct.Struct(">QQ")
@@ -177,12 +188,25 @@ class RedisHomeTimelineStore:
 
     # -- the HomeTimelineStore Protocol ------------------------------------------------------
 
+    def _calls(self, tx: Tx) -> list[ScriptCall] | None:
+        """Where this transaction's script calls are queued (None: make them at once)."""
+        return deferred(tx, self, self.topology.run_all)
+
+    def _call(self, tx: Tx, script: MultiKeyScript, keys: list[str],
+              args: list[ScriptArg]) -> None:
+        queued = self._calls(tx)
+        if queued is None:
+            script(keys=keys, args=args)
+        else:
+            queued.append((script, keys, args))
+
     def add(self, tx: Tx, account_ids: Sequence[int], entry: TimelineEntry) -> None:
         member = encode(entry)
         for chunk in _chunks(account_ids, self.KEYS_PER_CALL):
-            self._add(keys=[self.key(a) for a in chunk], args=[member, self.cap])
+            self._call(tx, self._add, [self.key(a) for a in chunk], [member, self.cap])
 
     def add_many(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
+        flush_deferred(tx, self)
         if not entries:
             return
         key = self.key(account_id)
@@ -192,6 +216,7 @@ class RedisHomeTimelineStore:
         pipe.execute()
 
     def page(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
+        flush_deferred(tx, self)
         bounds = _bounds(page)
         if bounds is None or page.limit <= 0:
             return []
@@ -204,14 +229,17 @@ class RedisHomeTimelineStore:
         return [decode(cast(bytes, m)) for m in members]
 
     def remove_author(self, tx: Tx, account_id: int, author_id: int) -> None:
+        flush_deferred(tx, self)
         self._remove_author(keys=[self.key(account_id)], args=[_ID.pack(author_id)])
 
     def remove(self, tx: Tx, account_ids: Sequence[int], status_id: int) -> None:
         after = _ID.pack(status_id + 1) if status_id < MAX_ID else b"+"
         for chunk in _chunks(account_ids, self.KEYS_PER_CALL):
-            self._remove(keys=[self.key(a) for a in chunk], args=[_ID.pack(status_id), after])
+            self._call(tx, self._remove, [self.key(a) for a in chunk],
+                       [_ID.pack(status_id), after])
 
     def trim(self, tx: Tx, account_id: int, keep: int) -> None:
+        flush_deferred(tx, self)
         if keep <= 0:
             self.client.delete(self.key(account_id))
         else:
@@ -220,6 +248,7 @@ class RedisHomeTimelineStore:
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; returns how many were trimmed. Writes keep
         every timeline within the store's cap, so only a smaller ``keep`` needs a scan."""
+        flush_deferred(tx, self)
         if keep >= self.cap:
             return 0
         trimmed = 0

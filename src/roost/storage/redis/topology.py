@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 
@@ -54,9 +55,16 @@ class MultiKeyScript(Protocol):
     def __call__(self, *, keys: Sequence[str], args: Sequence[ScriptArg]) -> object: ...
 
 
+ScriptCall = tuple[MultiKeyScript, Sequence[str], Sequence[ScriptArg]]
+"""One call of a script made by ``Topology.script``: the script, its keys, its arguments."""
+
+
 class Topology(Protocol):
     def script(self, text: str) -> MultiKeyScript: ...
     def primaries(self) -> list[redis.Redis]: ...
+
+    def run_all(self, calls: Sequence[ScriptCall]) -> None:
+        """Make ``calls`` in order (the writes one database batch queued)."""
 
 
 def node_url(url: str, host: str, port: int) -> str:
@@ -81,6 +89,23 @@ class SingleServer:
     def primaries(self) -> list[redis.Redis]:
         return [self.client]
 
+    def run_all(self, calls: Sequence[ScriptCall]) -> None:
+        """One pipeline of EVALSHA: one round trip. A server that lost its scripts (restarted,
+        SCRIPT FLUSH) answers NOSCRIPT: they are loaded and the whole pipeline is sent again,
+        which is safe as every call is idempotent."""
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.evalsha(cast(Script, script).sha, len(keys), *keys, *args)
+            try:
+                pipe.execute()
+                return
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in {cast(Script, c[0]) for c in calls}:
+                    self.client.script_load(script.script)
+
 
 class Cluster:
     """A Redis Cluster: scripts split by slot, one pipeline per node (``ClusterScript``)."""
@@ -94,6 +119,11 @@ class Cluster:
     def primaries(self) -> list[redis.Redis]:
         nodes = self.client.get_primaries()  # type: ignore[no-untyped-call]
         return [self.client.get_redis_connection(node) for node in nodes]
+
+    def run_all(self, calls: Sequence[ScriptCall]) -> None:
+        """One call after the other (each is one round trip per node it touches)."""
+        for script, keys, args in calls:
+            script(keys=keys, args=args)
 
 
 # Turns the cluster call's ARGV (n, the n arguments, the keys) back into KEYS and ARGV.
