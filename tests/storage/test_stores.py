@@ -427,6 +427,28 @@ def test_fanout_targets(h: Harness) -> None:
     assert h.read(h.s.follows.fanout_targets, author, 0, 1, None, False) == [(edges[f1], f1)]
 
 
+def test_fanout_targets_skip_inactive_followers(h: Harness) -> None:
+    author = new_id()
+    recent = make_account(h, "recent", last_active_at=NOW)
+    idle = make_account(h, "idle", last_active_at=NOW - 30 * 86_400_000)
+    replied = make_account(h, "replied", last_active_at=NOW)
+    for follower in (recent, idle, replied):
+        h.write(h.s.follows.insert, follower.id, author, new_id(), NOW, follower is not recent,
+                False)
+    h.write(h.s.follows.insert, idle.id, replied.id, new_id(), NOW, True, False)
+
+    def targets(reply_to: int | None = None, reblog: bool = False) -> list[int]:
+        found = h.read(h.s.follows.fanout_targets, author, 0, 100, reply_to, reblog,
+                       active_since=NOW - 86_400_000)
+        return [follower for _, follower in found]
+
+    assert targets() == [recent.id, replied.id]
+    assert targets(reblog=True) == [replied.id]
+    assert targets(reply_to=replied.id) == [replied.id]  # idle also follows them: skipped
+    assert [f for _, f in h.read(h.s.follows.fanout_targets, author, 0, 100, replied.id,
+                                  False)] == [idle.id, replied.id]
+
+
 def test_follow_events(h: Harness) -> None:
     target, follower = ids(2)
     first, second = new_id(), new_id()

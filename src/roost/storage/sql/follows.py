@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import delete, func, select, update
 
 from roost.domain.models import Page, RelationshipFacts
 from roost.storage.database import Tx
-from roost.storage.schema import accounts, follow_requests, follows
+from roost.storage.schema import follow_requests, follows
 from roost.storage.sql.common import insert_ignore, newest_first, paged
 from roost.storage.sql.raw import Raw
 
@@ -42,6 +42,24 @@ _FOLLOWED_WITH_UNPUSHED = Raw(
     " AND follows.target_account_id = accounts.id) ORDER BY accounts.id")
 _RECORD_EVENT = Raw("INSERT INTO follow_events (target_account_id, id, account_id, delta,"
                     " created_at) VALUES (:target_id, :id, :follower_id, :delta, :created_at)")
+
+
+def _fanout_targets(active: bool, reblog: bool, reply: bool) -> Raw:
+    """The statement behind ``SqlFollowStore.fanout_targets`` for one combination of its
+    conditions (every fan-out step runs one: raw, see raw.py)."""
+    sql = ("SELECT f.id, f.account_id FROM follows f"
+           + (" JOIN accounts a ON a.id = f.account_id" if active else "")
+           + " WHERE f.target_account_id = :author_id AND f.id > :after"
+           + (" AND a.last_active_at >= :active_since" if active else "")
+           + (" AND f.show_reblogs = TRUE" if reblog else "")
+           + (" AND (f.account_id = :reply_to OR EXISTS (SELECT 1 FROM follows other"
+              " WHERE other.account_id = f.account_id"
+              " AND other.target_account_id = :reply_to))" if reply else "")
+           + " ORDER BY f.id LIMIT :limit")
+    return Raw(sql)
+
+
+_FANOUT_TARGETS: dict[tuple[bool, bool, bool], Raw] = {}
 
 
 class SqlFollowStore:
@@ -123,25 +141,14 @@ class SqlFollowStore:
         (or are them), and a reblog skips followers who hid the author's reblogs. Followers not
         active since ``active_since`` are skipped (their timeline is rebuilt when they return).
         """
-        f = follows.alias("f")
-        stmt = select(f.c.id, f.c.account_id).where(
-            f.c.target_account_id == author_id, f.c.id > after
-        )
-        if active_since:
-            stmt = stmt.join(accounts, accounts.c.id == f.c.account_id).where(
-                accounts.c.last_active_at >= active_since)
-        if is_reblog:
-            stmt = stmt.where(f.c.show_reblogs.is_(True))
-        if reply_to_account_id is not None and reply_to_account_id != author_id:
-            also = follows.alias("also")
-            stmt = stmt.where(
-                (f.c.account_id == reply_to_account_id)
-                | exists().where(and_(
-                    also.c.account_id == f.c.account_id,
-                    also.c.target_account_id == reply_to_account_id,
-                ))
-            )
-        rows = tx.execute(stmt.order_by(f.c.id).limit(limit)).all()
+        active = bool(active_since)
+        reply = reply_to_account_id is not None and reply_to_account_id != author_id
+        shape = (active, is_reblog, reply)
+        raw = _FANOUT_TARGETS.get(shape)
+        if raw is None:
+            raw = _FANOUT_TARGETS[shape] = _fanout_targets(*shape)
+        rows = raw.all(tx, {"author_id": author_id, "after": after, "limit": limit,
+                            "active_since": active_since, "reply_to": reply_to_account_id})
         return [(r[0], r[1]) for r in rows]
 
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
