@@ -129,7 +129,10 @@ def _outbox_rows(database_url: str) -> int:
 def _wait_stopped(pid: int) -> None:
     """Wait until the kernel shows ``pid`` stopped (a signal is delivered asynchronously)."""
     stat = Path(f"/proc/{pid}/stat")
-    while stat.read_text().rpartition(")")[2].split()[0] != "T":
+    deadline = time.monotonic() + 10
+    while (state := stat.read_text().rpartition(")")[2].split()[0]) != "T":
+        assert state not in ("Z", "X"), f"worker {pid} died instead of stopping"
+        assert time.monotonic() < deadline, f"worker {pid} did not stop (state {state})"
         time.sleep(0.001)
 
 
