@@ -1102,6 +1102,24 @@ def test_oauth_code_is_taken_once_even_by_two_writers(h: Harness, db_url: str) -
         other.close()
 
 
+def test_web_sessions(h: Harness) -> None:
+    alice, bob = ids(2)
+    for session_hash, account_id in (("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob)):
+        h.write(h.s.oauth.insert_session, session_hash, account_id, NOW)
+    assert h.read(h.s.oauth.session_account, "a1") == alice
+    assert h.read(h.s.oauth.session_account, "b1") == bob
+    assert h.read(h.s.oauth.session_account, "nope") is None
+    h.write(h.s.oauth.delete_session, "a1")
+    h.write(h.s.oauth.delete_session, "a1")  # (ending it twice is fine)
+    assert h.read(h.s.oauth.session_account, "a1") is None
+    h.write(h.s.oauth.delete_sessions_of, alice, "a2")  # all but this one
+    assert [h.read(h.s.oauth.session_account, k) for k in ("a2", "a3", "b1")] == [
+        alice, None, bob]
+    h.write(h.s.oauth.delete_sessions_of, alice, None)
+    assert h.read(h.s.oauth.session_account, "a2") is None
+    assert h.read(h.s.oauth.session_account, "b1") == bob
+
+
 def test_oauth_tokens(h: Harness) -> None:
     app_id, account_id = ids(2)
     user_token = Token(new_id(), app_id, account_id, ["read", "write"], NOW)

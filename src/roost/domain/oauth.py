@@ -268,6 +268,32 @@ class OAuthService:
         for token_id in revoked:
             self.recent.forget(token_id)
 
+    # -- browser sessions of the web interface ---------------------------------------------
+    # A signed-in browser holds a random secret (in its signed session cookie); the row kept
+    # for it (hashed, as tokens are) is what makes the session live, so that signing out or
+    # changing the password ends it even where a copy of the cookie survives.
+
+    async def start_session(self, account_id: int) -> str:
+        """A new session for ``account_id``; returns its secret."""
+        secret = secrets.token_urlsafe(32)
+        await self.db.write(lambda tx: self.stores.oauth.insert_session(
+            tx, _digest(secret), account_id, now_ms()))
+        return secret
+
+    async def session_account(self, secret: str) -> int | None:
+        """The account a live session belongs to; None once it has ended."""
+        return await self.db.read(
+            lambda tx: self.stores.oauth.session_account(tx, _digest(secret)), snapshot=False)
+
+    async def end_session(self, secret: str) -> None:
+        await self.db.write(lambda tx: self.stores.oauth.delete_session(tx, _digest(secret)))
+
+    async def end_other_sessions(self, account_id: int, keep: str | None) -> None:
+        """End every session of ``account_id`` but ``keep`` (a password change)."""
+        keep_hash = _digest(keep) if keep else None
+        await self.db.write(
+            lambda tx: self.stores.oauth.delete_sessions_of(tx, account_id, keep_hash))
+
     async def authenticate(self, bearer: str) -> Authenticated | None:
         digest = _digest(bearer)
         recent = self.recent.get(digest)

@@ -334,6 +334,18 @@ tokens = Table(
     Index("ix_tokens_account_id", "account_id"),
 )
 
+# Signed-in browser sessions of the web interface: the session cookie carries a random secret,
+# stored here hashed, so that signing out (or changing the password) ends a session for good,
+# not only in the browser that held the cookie.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("account_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_web_sessions_account_id", "account_id"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

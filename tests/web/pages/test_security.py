@@ -318,3 +318,38 @@ def test_sse_refuses_the_session_cross_site(alice: Visitor, client: TestClient) 
                          headers={**cookie, "origin": "https://evil.example"})
     assert foreign.status_code == 401
     # accepted from this site's own pages: tests/e2e/test_web_session.py (a stream never ends)
+
+
+def _copy(browser: Visitor) -> Visitor:
+    """Another browser holding a copy of ``browser``'s cookies (a stolen or synced cookie)."""
+    thief = Visitor(browser.client, browser.roost)
+    thief.jar = browser._cookies(browser.jar)
+    return thief
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(alice: Visitor) -> None:
+    copy = _copy(alice)
+    assert 'action="/auth/sign_out"' in copy.page("/").text  # the copy is signed in too
+    alice.page("/")
+    assert alice.submit("/auth/sign_out").status_code == 303
+    assert 'action="/auth/sign_out"' not in copy.page("/").text
+    assert copy.get("/notifications").status_code == 303  # to the sign-in page
+    assert copy.request("POST", "/statuses", data={"status": "replayed",
+                                                   "csrf_token": copy.token}).status_code in (
+        303, 403)
+    assert "replayed" not in alice.page("/public").text
+
+
+def test_a_password_change_ends_the_other_sessions(alice: Visitor,
+                                                   visitor: Callable[[], Visitor]) -> None:
+    elsewhere = visitor()
+    elsewhere.get("/auth/sign_in")
+    assert elsewhere.submit("/auth/sign_in", {"login": "alice", "password": PASSWORD}
+                            ).status_code == 303
+    assert 'action="/auth/sign_out"' in elsewhere.page("/").text
+    alice.page("/settings/password")
+    assert alice.submit("/settings/password", {
+        "current_password": PASSWORD, "new_password": "a new password",
+        "new_password_confirmation": "a new password"}).status_code == 303
+    assert 'action="/auth/sign_out"' in alice.page("/").text  # this browser stays signed in
+    assert 'action="/auth/sign_out"' not in elsewhere.page("/").text

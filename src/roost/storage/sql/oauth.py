@@ -8,12 +8,14 @@ from sqlalchemy import delete, select, update
 
 from roost.domain.models import App, AuthCode, Token
 from roost.storage.database import Tx
-from roost.storage.schema import apps, oauth_codes, tokens
+from roost.storage.schema import apps, oauth_codes, tokens, web_sessions
 from roost.storage.sql.raw import Raw
 
 # Every authenticated request runs these: on the driver's cursor (raw.py).
 _TOKEN_BY_HASH = Raw("SELECT id, app_id, account_id, scopes, created_at FROM tokens"
                      " WHERE token_hash = :token_hash AND revoked_at IS NULL")
+# Every page of a signed-in browser runs this.
+_SESSION_ACCOUNT = Raw("SELECT account_id FROM web_sessions WHERE session_hash = :session_hash")
 _APP_BY_ID = Raw("SELECT id, name, website, redirect_uris, scopes, client_id, client_secret,"
                  " created_at FROM apps WHERE id = :id")
 
@@ -82,3 +84,20 @@ class SqlOAuthStore:
 
     def revoke(self, tx: Tx, token_id: int, at: int) -> None:
         tx.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=at))
+
+    def insert_session(self, tx: Tx, session_hash: str, account_id: int, at: int) -> None:
+        tx.execute(web_sessions.insert().values(session_hash=session_hash,
+                                                account_id=account_id, created_at=at))
+
+    def session_account(self, tx: Tx, session_hash: str) -> int | None:
+        row = _SESSION_ACCOUNT.first(tx, {"session_hash": session_hash})
+        return int(row[0]) if row else None
+
+    def delete_session(self, tx: Tx, session_hash: str) -> None:
+        tx.execute(delete(web_sessions).where(web_sessions.c.session_hash == session_hash))
+
+    def delete_sessions_of(self, tx: Tx, account_id: int, keep_hash: str | None) -> None:
+        stmt = delete(web_sessions).where(web_sessions.c.account_id == account_id)
+        if keep_hash is not None:
+            stmt = stmt.where(web_sessions.c.session_hash != keep_hash)
+        tx.execute(stmt)

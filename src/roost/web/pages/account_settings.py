@@ -13,7 +13,7 @@ from roost.domain.accounts import MAX_FIELDS, ProfileChanges
 from roost.domain.errors import DomainError, RateLimited
 from roost.domain.models import Account, ProfileField
 from roost.web.pages.common import page, redirect, render, require_me, roost_of
-from roost.web.pages.session import flash
+from roost.web.pages.session import end_other_sessions, flash
 from roost.web.params import Params
 from roost.web.ratelimit import sign_in
 
@@ -116,6 +116,7 @@ async def password_submit(request: Request, params: Params) -> Response:
     except DomainError as exc:
         return _password_page(request, exc.message.removeprefix("Validation failed: "),
                               exc.status)
+    await end_other_sessions(request, viewer)  # (as Mastodon: other browsers sign in again)
     flash(request, "Your password is changed.")
     return redirect("/settings/password")
 

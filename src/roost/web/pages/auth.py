@@ -43,7 +43,7 @@ async def sign_in_submit(request: Request, params: Params) -> Response:
         return render(request, "sign_in.html", {**context, "error": _THROTTLED}, status=429)
     if account is None:
         return render(request, "sign_in.html", {**context, "error": _FAILED}, status=401)
-    start_session(request, account)
+    await start_session(request, account)
     return redirect(_next(params))
 
 
@@ -88,7 +88,7 @@ async def sign_up_submit(request: Request, params: Params) -> Response:
         errors = {field: "; ".join(e["description"] for e in found)
                   for field, found in failed.details.items()}
         return _sign_up_form(request, form, errors, status=422)
-    start_session(request, account)
+    await start_session(request, account)
     flash(request, f"Welcome to Roost, @{account.username}!")
     return redirect("/")
 
@@ -100,7 +100,7 @@ async def sign_out_page(request: Request, params: Params) -> Response:
 
 @page
 async def sign_out_submit(request: Request, params: Params) -> Response:
-    end_session(request)
+    await end_session(request)
     return redirect("/")
 
 

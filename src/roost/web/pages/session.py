@@ -3,7 +3,10 @@ security headers (Content-Security-Policy) of every page.
 
 The session is a cookie signed with the instance's secret key (Starlette's
 ``SessionMiddleware``, itsdangerous underneath): it holds the signed-in account's id, the
-session's CSRF token and when it was last renewed, and nothing else. It is HttpOnly,
+session's secret, its CSRF token and when it was last renewed, and nothing else. The secret
+names a row on the server (``OAuthService.start_session``, stored hashed): signing out deletes
+it, and a password change deletes the account's other sessions, so a copy of the cookie kept
+elsewhere signs in no more. It is HttpOnly,
 SameSite=Lax, Secure when the public URL is https, and expires after ``ROOST_SESSION_DAYS``
 without use. API paths (``/api/...`` except streaming, ``/oauth/token``) never see it: the API
 authenticates bearer tokens only, so a browser's cookie can never act on the API by itself.
@@ -213,11 +216,16 @@ async def signed_in(conn: HTTPConnection) -> Account | None:
     account = None
     session = _session(conn)
     uid = session.get("uid") if session else None
+    sid = session.get("sid") if session else None
     if session is not None and isinstance(uid, str) and uid.isdigit():
+        live = (isinstance(sid, str)
+                and await _roost(conn).oauth.session_account(sid) == int(uid))
         try:
+            if not live:
+                raise NotFound()  # signed out (here or with a copy of this cookie) or ended
             account = await _roost(conn).accounts.get(int(uid))
         except NotFound:
-            session.clear()  # the account is gone
+            session.clear()  # the session or the account is gone
         else:
             now = int(time.time() * 1000)
             renewed = session.get("t")
@@ -228,18 +236,29 @@ async def signed_in(conn: HTTPConnection) -> Account | None:
     return account
 
 
-def start_session(request: Request, account: Account) -> None:
-    """Sign in: a fresh session (and CSRF token) for ``account``."""
-    session = request.session
-    session.clear()
-    session.update({"uid": str(account.id), "csrf": secrets.token_urlsafe(32),
-                    "t": int(time.time() * 1000)})
+async def start_session(request: Request, account: Account) -> None:
+    """Sign in: a fresh session (and CSRF token) for ``account``, live until it is ended."""
+    await end_session(request)  # (a session signed in before, in this browser)
+    sid = await _roost(request).oauth.start_session(account.id)
+    request.session.update({"uid": str(account.id), "sid": sid,
+                            "csrf": secrets.token_urlsafe(32), "t": int(time.time() * 1000)})
     request.state.me = account
 
 
-def end_session(request: Request) -> None:
+async def end_session(request: Request) -> None:
+    """Sign out: the session ends on the server too, so no copy of the cookie signs in."""
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        await _roost(request).oauth.end_session(sid)
     request.session.clear()
     request.state.me = None
+
+
+async def end_other_sessions(request: Request, account: Account) -> None:
+    """End every other session of ``account`` (after its password changed)."""
+    sid = request.session.get("sid")
+    await _roost(request).oauth.end_other_sessions(account.id,
+                                                   sid if isinstance(sid, str) else None)
 
 
 def flash(request: Request, text: str) -> None:
