@@ -98,8 +98,9 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         2.0,
         description="How long a web process remembers a bearer token it has checked, so that "
-        "a client's next requests skip the lookup. A token revoked through the same process "
-        "stops working at once; through another web process, within this time. 0 disables.",
+        "a client's next requests skip the lookup. A revoked token stops working at once on "
+        "every web process (the revocation is broadcast), or, if a broadcast were lost, "
+        "within this time. 0 disables.",
         ge=0,
     )
     job_lease_seconds: float = Field(

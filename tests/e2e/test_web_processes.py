@@ -47,14 +47,16 @@ def web_processes(server: Server) -> list[int]:
 
 
 @pytest.fixture
-def served(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[Server]:
-    """Two web processes, each also running background work (the embedded worker)."""
+def served(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str,
+           redis_prefix: str) -> Iterator[Server]:
+    """Two web processes, each also running background work (the embedded worker); a test
+    may add settings with ``@pytest.mark.parametrize("served", [{...}], indirect=True)``."""
     with fresh_database("roost_procs") as database_url:
         instance = Server(tmp_path / "data", free_port(), env={
             "ROOST_DATABASE_URL": database_url, "ROOST_REDIS_URL": redis_url,
             "ROOST_REDIS_PREFIX": redis_prefix, "ROOST_WEB_PROCESSES": "2",
             "ROOST_MILESTONES": ",".join(map(str, MILESTONES)), "ROOST_MILESTONE_EVERY": "0",
-            "ROOST_SIGNUPS_PER_HOUR": "1000"})
+            "ROOST_SIGNUPS_PER_HOUR": "1000", **getattr(request, "param", {})})
         instance.start()
         try:
             wait_until(lambda: len(web_processes(instance)) == 2, "two web processes")
@@ -157,3 +159,28 @@ def test_a_web_process_that_dies_is_replaced(served: Server) -> None:
         assert response.json()["content"] == "<p>before the crash</p>"
         answered += 1
     assert served.process is not None and served.process.poll() is None
+
+
+@pytest.mark.parametrize("served", [{"ROOST_AUTH_CACHE_SECONDS": "600"}], indirect=True)
+def test_a_revoked_token_stops_working_on_every_process_at_once(served: Server) -> None:
+    """Each process remembers the tokens it saw (here for 10 minutes); revoking one through
+    either process makes both forget it at once."""
+    created = httpx.post(f"{served.url}/api/v1/apps", data={
+        "client_name": "revoker", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+        "scopes": "read"}).json()
+    credentials = {"client_id": created["client_id"], "client_secret": created["client_secret"]}
+    token = httpx.post(f"{served.url}/oauth/token", data={
+        "grant_type": "client_credentials", "scope": "read", **credentials}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def answers() -> list[int]:
+        """One request per new connection: the kernel hands them to either process."""
+        return [httpx.get(f"{served.url}/api/v1/apps/verify_credentials",
+                          headers=headers).status_code for _ in range(40)]
+
+    assert answers() == [200] * 40  # (both processes now remember the token)
+    revoked = httpx.post(f"{served.url}/oauth/revoke", data={"token": token, **credentials})
+    assert revoked.status_code == 200
+    deadline = time.monotonic() + 5  # the broadcast, not the 600 s memory
+    while (statuses := answers()) != [401] * 40:
+        assert time.monotonic() < deadline, statuses

@@ -82,3 +82,11 @@ class MilestoneReached:
     count: int
     follower_id: int
     at: int
+
+
+@dataclass(frozen=True)
+class TokenRevoked:
+    """An access token stopped being valid: every web process forgets it at once, not only
+    the one that revoked it (``RecentTokens``)."""
+
+    token_id: int

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from roost.clock import now_ms
 from roost.domain.errors import InvalidInput
+from roost.domain.events import TokenRevoked
 from roost.domain.models import Account, App, AuthCode, Token
 from roost.ids import new_id
-from roost.storage.database import Database, Tx
+from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
@@ -107,8 +108,9 @@ class RecentTokens:
 
     Every API request authenticates, and the lookup (token, account, counters, app) was a
     third of the server's CPU in a follow storm and a fifth of a home read: most of it the
-    hand-off to a reader thread and back, not the SQL. A token revoked in this process is
-    forgotten at once; one revoked through another process stops working within ``ttl``.
+    hand-off to a reader thread and back, not the SQL. A revoked token is forgotten at once:
+    by this process when it revoked it, by the others when the revocation's broadcast arrives
+    (``forget_revoked_tokens``), and, were that lost, once ``ttl`` has passed.
     The account rides along for its id and settings; whatever a response shows of it
     (counts, profile) is read afresh by the route. Only valid tokens are kept, at most
     ``limit`` of them (the oldest go first), so guessing tokens fills nothing.
@@ -135,6 +137,9 @@ class RecentTokens:
         self._entries[digest] = (time.monotonic(), auth)
         while len(self._entries) > self.limit:
             del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def forget(self, token_id: int) -> None:
         for digest in [d for d, (_, a) in self._entries.items() if a.token.id == token_id]:
@@ -244,6 +249,7 @@ class OAuthService:
             if not within(wanted, old.scopes):
                 raise OAuthError("invalid_scope", "The requested scope exceeds the original.")
             self.stores.oauth.revoke(tx, old.id, now_ms())
+            emit(tx, TokenRevoked(old.id))
             revoked.append(old.id)
             return self._insert_token(tx, app.id, old.account_id, wanted, True)
 
@@ -261,6 +267,7 @@ class OAuthService:
                      or self.stores.oauth.token_by_refresh(tx, _digest(token)))
             if found is not None and found.app_id == app.id:
                 self.stores.oauth.revoke(tx, found.id, now_ms())
+                emit(tx, TokenRevoked(found.id))
                 revoked.append(found.id)
 
         revoked: list[int] = []

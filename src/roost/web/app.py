@@ -39,7 +39,7 @@ from roost.web.pages import timelines as timeline_pages
 from roost.web.pages.session import WebSessions
 from roost.web.ratelimit import Window
 from roost.web.streaming import routes as streaming
-from roost.web.streaming.publisher import Publisher
+from roost.web.streaming.publisher import Publisher, forget_revoked_tokens
 
 
 def all_routes() -> list[BaseRoute]:
@@ -86,7 +86,8 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         roost.start()
-        tasks = [asyncio.create_task(publisher.run())]
+        tasks = [asyncio.create_task(publisher.run()),
+                 asyncio.create_task(forget_revoked_tokens(roost, pubsub))]
         if run_background:
             tasks.append(asyncio.create_task(roost.run_background()))
         try:

@@ -4,7 +4,8 @@ Channels: ``timeline:<account>`` (home updates), ``notifications:<account>``,
 ``author:<account>`` (posts of pulled authors, which reach followers' streams through their
 subscription rather than one message per follower), ``public``, ``public:local``,
 ``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``, and
-``roost:pulled`` (authors that have just become pulled).
+``roost:pulled`` (authors that have just become pulled), and ``roost:tokens`` (revoked tokens,
+for the web processes, never for a stream).
 
 A ``roost.resubscribe`` message (on ``timeline:<account>`` or ``roost:pulled``) is never sent
 to clients: it tells live home streams to re-check which pulled authors they listen to.
@@ -30,19 +31,24 @@ from roost.domain.events import (
     RemovedHome,
     StatusDeleted,
     StatusPosted,
+    TokenRevoked,
 )
 from roost.domain.models import NotificationView, StatusView, Visibility
 from roost.runtime import Roost
 from roost.storage.database import Tx
-from roost.storage.pubsub import PubSub
+from roost.storage.pubsub import Overflowed, PubSub
 from roost.web import entities
 
 log = logging.getLogger(__name__)
 
 _INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
-                FollowersChanged, MilestoneReached, RaceUpdated, PulledFollowChanged)
+                FollowersChanged, MilestoneReached, RaceUpdated, PulledFollowChanged,
+                TokenRevoked)
 RESUBSCRIBE = "roost.resubscribe"
 PULLED_CHANNEL = "roost:pulled"
+# Revoked tokens' ids, for every web process to forget them (``forget_revoked_tokens``);
+# never a stream's channel.
+TOKENS_CHANNEL = "roost:tokens"
 
 
 def message(event: str, payload: Any) -> str:
@@ -138,6 +144,8 @@ class Publisher:
                 channel = (PULLED_CHANNEL if event.follower_id is None
                            else f"timeline:{event.follower_id}")
                 await self.pubsub.publish(channel, message(RESUBSCRIBE, str(event.author_id)))
+            elif isinstance(event, TokenRevoked):
+                await self.pubsub.publish(TOKENS_CHANNEL, str(event.token_id))
             elif isinstance(event, MilestoneReached):
                 await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
                     "roost.milestone", {"account_id": str(event.account_id),
@@ -193,3 +201,21 @@ class Publisher:
                 for view in self.roost.notifications.views(tx, [found], account_id):
                     notifications[(account_id, notification_id)] = view
         return statuses, notifications
+
+
+async def forget_revoked_tokens(roost: Roost, pubsub: PubSub) -> None:
+    """Run for the life of a web process: forget each token revoked through any process at
+    once, rather than when this process's memory of it runs out (``RecentTokens``). A
+    listener that fell behind forgets every token it remembers."""
+    while True:
+        subscription = pubsub.subscription()
+        try:
+            await subscription.add([TOKENS_CHANNEL])
+            while True:
+                _channel, token_id = await subscription.get()
+                if token_id.isdecimal():
+                    roost.oauth.recent.forget(int(token_id))
+        except Overflowed:
+            roost.oauth.recent.clear()
+        finally:
+            await subscription.close()
