@@ -112,9 +112,12 @@ class Roost:
                              self._roll_up_forever(), self._refresh_races_forever())
 
     async def maintain(self) -> None:
-        """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries."""
+        """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries,
+        and sweep the web sessions unused for longer than their cookies last."""
         await self.db.write(
             lambda tx: self.stores.home.enforce_cap(tx, self.settings.home_timeline_size))
+        await self.db.write(lambda tx: self.oauth.sweep_sessions(
+            tx, self.settings.session_days * 86_400_000))
 
     async def _maintain_forever(self) -> None:
         while True:

@@ -1118,6 +1118,13 @@ def test_web_sessions(h: Harness) -> None:
     h.write(h.s.oauth.delete_sessions_of, alice, None)
     assert h.read(h.s.oauth.session_account, "a2") is None
     assert h.read(h.s.oauth.session_account, "b1") == bob
+    # Sessions unused since before a moment are swept; a renewed one stays.
+    h.write(h.s.oauth.insert_session, "old", alice, NOW - 10)
+    h.write(h.s.oauth.renew_session, "b1", NOW + 5)
+    assert h.write(h.s.oauth.delete_sessions_before, NOW) == 1
+    assert h.read(h.s.oauth.session_account, "old") is None
+    assert h.write(h.s.oauth.delete_sessions_before, NOW + 5) == 0
+    assert h.read(h.s.oauth.session_account, "b1") == bob
 
 
 def test_oauth_tokens(h: Harness) -> None:

@@ -292,6 +292,15 @@ class OAuthService:
         return await self.db.read(
             lambda tx: self.stores.oauth.session_account(tx, _digest(secret)), snapshot=False)
 
+    async def renew_session(self, secret: str) -> None:
+        """The session is in use (called at most daily, as its cookie is re-signed)."""
+        await self.db.write(
+            lambda tx: self.stores.oauth.renew_session(tx, _digest(secret), now_ms()))
+
+    def sweep_sessions(self, tx: Tx, max_age_ms: int) -> int:
+        """Delete the sessions unused for ``max_age_ms`` (their cookies have expired too)."""
+        return self.stores.oauth.delete_sessions_before(tx, now_ms() - max_age_ms)
+
     async def end_session(self, secret: str) -> None:
         await self.db.write(lambda tx: self.stores.oauth.delete_session(tx, _digest(secret)))
 

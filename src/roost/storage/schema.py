@@ -342,8 +342,11 @@ web_sessions = Table(
     metadata,
     Column("session_hash", String(64), primary_key=True),
     Column("account_id", BigInteger, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    # Signed in or last renewed (at most daily, with the cookie): a session unused for
+    # ROOST_SESSION_DAYS has expired in the browser too, and its row is swept.
+    Column("renewed_at", BigInteger, nullable=False),
     Index("ix_web_sessions_account_id", "account_id"),
+    Index("ix_web_sessions_renewed_at", "renewed_at"),
 )
 
 idempotency_keys = Table(

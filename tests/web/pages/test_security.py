@@ -4,6 +4,7 @@ stay on the site, and the session on the streaming endpoints (and nowhere else i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from roost.runtime import Roost
 from roost.settings import Settings
+from roost.storage.schema import web_sessions
 from roost.web.app import all_routes, create_app
 from roost.web.pages.session import SESSION_COOKIE, secret_key
 from tests.web.pages.conftest import PASSWORD, Visitor
@@ -353,3 +356,13 @@ def test_a_password_change_ends_the_other_sessions(alice: Visitor,
         "new_password_confirmation": "a new password"}).status_code == 303
     assert 'action="/auth/sign_out"' in alice.page("/").text  # this browser stays signed in
     assert 'action="/auth/sign_out"' not in elsewhere.page("/").text
+
+
+def test_sessions_unused_for_longer_than_their_cookies_are_swept(alice: Visitor) -> None:
+    roost = alice.roost
+    assert 'action="/auth/sign_out"' in alice.page("/").text
+    asyncio.run(roost.maintain())
+    assert 'action="/auth/sign_out"' in alice.page("/").text  # in use: kept
+    roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(renewed_at=0)))
+    asyncio.run(roost.maintain())
+    assert 'action="/auth/sign_out"' not in alice.page("/").text

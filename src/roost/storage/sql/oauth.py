@@ -87,11 +87,20 @@ class SqlOAuthStore:
 
     def insert_session(self, tx: Tx, session_hash: str, account_id: int, at: int) -> None:
         tx.execute(web_sessions.insert().values(session_hash=session_hash,
-                                                account_id=account_id, created_at=at))
+                                                account_id=account_id, renewed_at=at))
 
     def session_account(self, tx: Tx, session_hash: str) -> int | None:
         row = _SESSION_ACCOUNT.first(tx, {"session_hash": session_hash})
         return int(row[0]) if row else None
+
+    def renew_session(self, tx: Tx, session_hash: str, at: int) -> None:
+        tx.execute(update(web_sessions).where(web_sessions.c.session_hash == session_hash)
+                   .values(renewed_at=at))
+
+    def delete_sessions_before(self, tx: Tx, at: int) -> int:
+        """Sweep the sessions last renewed before ``at``; returns how many."""
+        return int(tx.execute(delete(web_sessions).where(web_sessions.c.renewed_at < at))
+                   .rowcount)
 
     def delete_session(self, tx: Tx, session_hash: str) -> None:
         tx.execute(delete(web_sessions).where(web_sessions.c.session_hash == session_hash))

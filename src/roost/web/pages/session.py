@@ -231,6 +231,7 @@ async def signed_in(conn: HTTPConnection) -> Account | None:
             renewed = session.get("t")
             if not isinstance(renewed, int) or now - renewed > RENEW_AFTER_MS:
                 session["t"] = now
+                await _roost(conn).oauth.renew_session(str(sid))
             await _roost(conn).accounts.touch(account)
     conn.state.me = account
     return account

@@ -21,14 +21,16 @@ def upgrade() -> None:
         'web_sessions',
         sa.Column('session_hash', sa.String(length=64), nullable=False),
         sa.Column('account_id', sa.BigInteger(), nullable=False),
-        sa.Column('created_at', sa.BigInteger(), nullable=False),
+        sa.Column('renewed_at', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('session_hash'),
     )
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_web_sessions_account_id', ['account_id'], unique=False)
+        batch_op.create_index('ix_web_sessions_renewed_at', ['renewed_at'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
+        batch_op.drop_index('ix_web_sessions_renewed_at')
         batch_op.drop_index('ix_web_sessions_account_id')
     op.drop_table('web_sessions')
