@@ -6,10 +6,10 @@ The session is a cookie signed with the instance's secret key (Starlette's
 session's secret, its CSRF token and when it was last renewed, and nothing else. The secret
 names a row on the server (``OAuthService.start_session``, stored hashed): signing out deletes
 it, and a password change deletes the account's other sessions, so a copy of the cookie kept
-elsewhere signs in no more. It is HttpOnly,
-SameSite=Lax, Secure when the public URL is https, and expires after ``ROOST_SESSION_DAYS``
-without use. API paths (``/api/...`` except streaming, ``/oauth/token``) never see it: the API
-authenticates bearer tokens only, so a browser's cookie can never act on the API by itself.
+elsewhere signs in no more. It is HttpOnly, SameSite=Lax, Secure when the public URL is
+https, and expires after ``ROOST_SESSION_DAYS`` without use. API paths (``/api/...`` except
+streaming, ``/oauth/token``) never see it: the API authenticates bearer tokens only, so a
+browser's cookie can never act on the API by itself.
 """
 
 from __future__ import annotations

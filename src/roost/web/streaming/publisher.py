@@ -217,5 +217,9 @@ async def forget_revoked_tokens(roost: Roost, pubsub: PubSub) -> None:
                     roost.oauth.recent.forget(int(token_id))
         except Overflowed:
             roost.oauth.recent.clear()
+        except Exception:  # (the pub/sub is down: remember nothing until it is back)
+            log.warning("listening for revoked tokens failed; again in 1 s", exc_info=True)
+            roost.oauth.recent.clear()
+            await asyncio.sleep(1)
         finally:
             await subscription.close()
