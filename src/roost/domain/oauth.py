@@ -287,10 +287,17 @@ class OAuthService:
             tx, _digest(secret), account_id, now_ms()))
         return secret
 
-    async def session_account(self, secret: str) -> int | None:
-        """The account a live session belongs to; None once it has ended."""
-        return await self.db.read(
-            lambda tx: self.stores.oauth.session_account(tx, _digest(secret)), snapshot=False)
+    async def session_account(self, secret: str) -> Account | None:
+        """The account a live session belongs to (one read, as ``authenticate``); None once
+        the session has ended or the account is gone."""
+
+        def read(tx: Tx) -> Account | None:
+            account_id = self.stores.oauth.session_account(tx, _digest(secret))
+            if account_id is None:
+                return None
+            return self.stores.accounts.by_ids(tx, [account_id]).get(account_id)
+
+        return await self.db.read(read, snapshot=False)
 
     async def renew_session(self, secret: str) -> None:
         """The session is in use (called at most daily, as its cookie is re-signed)."""

@@ -188,13 +188,11 @@ class RedisHomeTimelineStore:
 
     # -- the HomeTimelineStore Protocol ------------------------------------------------------
 
-    def _calls(self, tx: Tx) -> list[ScriptCall] | None:
-        """Where this transaction's script calls are queued (None: make them at once)."""
-        return deferred(tx, self, self.topology.run_all)
-
     def _call(self, tx: Tx, script: MultiKeyScript, keys: list[str],
               args: list[ScriptArg]) -> None:
-        queued = self._calls(tx)
+        """Queue the call on ``tx`` for the writer's batch (``database.deferred``), or make
+        it at once outside the writer."""
+        queued: list[ScriptCall] | None = deferred(tx, self, self.topology.run_all)
         if queued is None:
             script(keys=keys, args=args)
         else:

@@ -28,7 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roost.domain.errors import Forbidden, NotFound
+from roost.domain.errors import Forbidden
 from roost.domain.models import Account
 from roost.runtime import Roost
 from roost.settings import Settings
@@ -218,14 +218,12 @@ async def signed_in(conn: HTTPConnection) -> Account | None:
     uid = session.get("uid") if session else None
     sid = session.get("sid") if session else None
     if session is not None and isinstance(uid, str) and uid.isdigit():
-        live = (isinstance(sid, str)
-                and await _roost(conn).oauth.session_account(sid) == int(uid))
-        try:
-            if not live:
-                raise NotFound()  # signed out (here or with a copy of this cookie) or ended
-            account = await _roost(conn).accounts.get(int(uid))
-        except NotFound:
-            session.clear()  # the session or the account is gone
+        if isinstance(sid, str):
+            account = await _roost(conn).oauth.session_account(sid)
+        if account is None or account.id != int(uid):
+            # signed out (here or with a copy of this cookie), ended, or the account is gone
+            account = None
+            session.clear()
         else:
             now = int(time.time() * 1000)
             renewed = session.get("t")
