@@ -509,6 +509,20 @@ def test_postgresql_batches_that_lose_a_race_run_again(postgresql_url: str) -> N
         database.close()
 
 
+_TAGS_IN = Raw("SELECT id FROM tags WHERE id IN ids(:ids) ORDER BY id", lists=["ids"])
+
+
+@pytest.mark.parametrize("wanted", [[], [1], [2, 1, 2, 5], [2**62, 1]],
+                         ids=["none", "one", "repeated", "largest-ids"])
+def test_a_list_parameter_matches_its_ids(db: Database, wanted: list[int]) -> None:
+    """``IN ids(:ids)``: a JSON text on SQLite, an array literal on PostgreSQL, whatever
+    the list's length, with ids up to the top of the 63-bit range."""
+    for tag_id in (1, 2, 2**62):
+        db.write_sync(_insert(tag_id))
+    found = db.read_sync(lambda tx: _TAGS_IN.scalars(tx, {"ids": wanted}))
+    assert found == sorted(set(wanted) - {5})  # (5 is no tag's)
+
+
 # -- statements sent ahead (Raw.send: queued on PostgreSQL's writer, run at once elsewhere) --
 
 _SEND_TAG = Raw("INSERT INTO tags (id, name, name_lower, created_at)"

@@ -9,7 +9,9 @@ on the ``sqlite3`` cursor). Everywhere else the stores keep SQLAlchemy Core.
 A ``Raw`` is written once in SQLite's named style (``:name``) and turned into psycopg's
 (``%(name)s``) for PostgreSQL. A list parameter for ``IN`` is written ``IN ids(:ids)`` and
 becomes ``IN (SELECT value FROM json_each(:ids))`` on SQLite (the list passed as one JSON
-text, so the statement text never changes) and ``= ANY(:ids)`` on PostgreSQL (an array).
+text, so the statement text never changes) and ``= ANY(CAST(:ids AS BIGINT[]))`` on
+PostgreSQL (the list passed as an array literal, ``{1,2,3}``: psycopg's dumping of a Python
+list cost ~45 us of CPU a statement, a third of the statement; home read +20-30%).
 Results are plain tuples: booleans come back as 0/1 from SQLite, so callers wrap them in
 ``bool()``. The statement runs on the same connection, so it sees and joins the
 transaction and savepoint the writer opened; a read transaction is begun first if none is
@@ -56,7 +58,8 @@ class Raw:
             values = dict(values)
             for name in self.lists:
                 ids = list(values[name])
-                values[name] = orjson.dumps(ids).decode() if sqlite else ids
+                values[name] = (orjson.dumps(ids).decode() if sqlite
+                                else "{" + ",".join(map(str, ids)) + "}")
         return sqlite, self._text["sqlite" if sqlite else "postgresql"], values
 
     def run(self, tx: Tx, params: dict[str, Any] | None = None) -> Any:
