@@ -228,6 +228,11 @@ class RawSse:
     def payloads(self, event: str) -> list[Any]:
         return [json.loads(data) for name, data in self.events if name == event]
 
+    @property
+    def ended(self) -> bool:
+        """The server ended the response."""
+        return self._task.done()
+
 
 # -- WebSocket ----------------------------------------------------------------------------------
 
@@ -679,6 +684,50 @@ def test_sse_error_paths_and_health(srv: Server) -> None:
     health = httpx.get(f"{base}/health", timeout=30)
     assert (health.status_code, health.text) == (200, "OK")
     assert bob.api.stream_healthy()
+
+
+def _password_token(server: Server, user: User) -> str:
+    """Another access token of ``user``'s, from the password grant."""
+    client_id, secret = _apps[server.url]
+    response = httpx.post(f"{server.url}/oauth/token", data={
+        "grant_type": "password", "client_id": client_id, "client_secret": secret,
+        "username": f"{user.username}@example.com", "password": PASSWORD,
+        "scope": "read write"}, timeout=30)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def test_revoking_a_token_ends_the_streams_opened_with_it(srv: Server) -> None:
+    """As Mastodon: the WebSocket is closed and the SSE response ends; streams opened with
+    the account's other tokens go on; the token opens no new stream."""
+    (bob,) = users(srv, "bob")
+    doomed, other = _password_token(srv, bob), _password_token(srv, bob)
+    sse_url = f"{srv.url}/api/v1/streaming/user"
+    with websocket(srv, f"access_token={doomed}&stream=user") as killed, \
+            websocket(srv, f"access_token={other}&stream=user") as kept, \
+            RawSse(sse_url, {"Authorization": f"Bearer {doomed}"}) as killed_sse, \
+            RawSse(sse_url, {"Authorization": f"Bearer {other}"}) as kept_sse:
+        client_id, secret = _apps[srv.url]
+        revoked = httpx.post(f"{srv.url}/oauth/revoke", data={
+            "token": doomed, "client_id": client_id, "client_secret": secret}, timeout=30)
+        assert revoked.status_code == 200, revoked.text
+        wait_until(lambda: killed.ws.close_code is not None and killed_sse.ended,
+                   "the revoked token's streams to end")
+        assert killed.ws.close_code == 1000
+        kept.sync()
+        after = posted(srv, bob, "heard by the other token's streams")
+        kept.wait_update(["user"], after)
+        wait_until(lambda: after in [str(s["id"]) for s in kept_sse.payloads("update")],
+                   "the update on the other token's SSE stream")
+        assert not kept_sse.ended
+    assert after not in killed.updates(["user"])
+    refused = httpx.get(sse_url, headers={"Authorization": f"Bearer {doomed}"}, timeout=30)
+    assert refused.status_code == 401
+    with pytest.raises((InvalidHandshake, ConnectionClosed)), \
+            ws_connect(ws_url(srv, f"access_token={doomed}&stream=user"),
+                       open_timeout=TIMEOUT) as ws:
+        ws.recv(timeout=TIMEOUT)
 
 
 # -- 6. Refused changes publish nothing ----------------------------------------------------------

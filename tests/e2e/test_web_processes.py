@@ -164,7 +164,7 @@ def test_a_web_process_that_dies_is_replaced(served: Server) -> None:
 @pytest.mark.parametrize("served", [{"ROOST_AUTH_CACHE_SECONDS": "600"}], indirect=True)
 def test_a_revoked_token_stops_working_on_every_process_at_once(served: Server) -> None:
     """Each process remembers the tokens it saw (here for 10 minutes); revoking one through
-    either process makes both forget it at once."""
+    either process makes both forget it at once, and ends the streams opened with it."""
     created = httpx.post(f"{served.url}/api/v1/apps", data={
         "client_name": "revoker", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
         "scopes": "read"}).json()
@@ -179,8 +179,14 @@ def test_a_revoked_token_stops_working_on_every_process_at_once(served: Server) 
                           headers=headers).status_code for _ in range(40)]
 
     assert answers() == [200] * 40  # (both processes now remember the token)
-    revoked = httpx.post(f"{served.url}/oauth/revoke", data={"token": token, **credentials})
-    assert revoked.status_code == 200
-    deadline = time.monotonic() + 5  # the broadcast, not the 600 s memory
-    while (statuses := answers()) != [401] * 40:
-        assert time.monotonic() < deadline, statuses
+    with contextlib.ExitStack() as stack:
+        # Streams opened with it on either process end too.
+        sockets = [stack.enter_context(websocket(served, f"access_token={token}&stream=public"))
+                   for _ in range(6)]
+        revoked = httpx.post(f"{served.url}/oauth/revoke", data={"token": token, **credentials})
+        assert revoked.status_code == 200
+        deadline = time.monotonic() + 5  # the broadcast, not the 600 s memory
+        while (statuses := answers()) != [401] * 40:
+            assert time.monotonic() < deadline, statuses
+        wait_until(lambda: all(s.ws.close_code == 1000 for s in sockets),
+                   "every stream opened with the token to end")

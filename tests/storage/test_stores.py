@@ -1112,10 +1112,11 @@ def test_web_sessions(h: Harness) -> None:
     h.write(h.s.oauth.delete_session, "a1")
     h.write(h.s.oauth.delete_session, "a1")  # (ending it twice is fine)
     assert h.read(h.s.oauth.session_account, "a1") is None
-    h.write(h.s.oauth.delete_sessions_of, alice, "a2")  # all but this one
+    assert h.write(h.s.oauth.delete_sessions_of, alice, "a2") == ["a3"]  # all but this one
     assert [h.read(h.s.oauth.session_account, k) for k in ("a2", "a3", "b1")] == [
         alice, None, bob]
-    h.write(h.s.oauth.delete_sessions_of, alice, None)
+    assert h.write(h.s.oauth.delete_sessions_of, alice, None) == ["a2"]
+    assert h.write(h.s.oauth.delete_sessions_of, alice, None) == []
     assert h.read(h.s.oauth.session_account, "a2") is None
     assert h.read(h.s.oauth.session_account, "b1") == bob
     # Sessions unused since before a moment are swept; a renewed one stays.
@@ -1141,11 +1142,25 @@ def test_oauth_tokens(h: Harness) -> None:
     assert h.read(h.s.oauth.token_by_hash, "r-user") is None
     assert h.read(h.s.oauth.token_by_refresh, "r-user") == user_token
     assert h.read(h.s.oauth.token_by_refresh, "t-user") is None
+    # Authentication's read: the token with its app, in one statement.
+    assert h.read(h.s.oauth.token_and_app, "t-user") == (user_token, None)  # (app not there)
+    app = App(app_id, "Client", "https://client.example", ["urn:ietf:wg:oauth:2.0:oob",
+              "https://client.example/cb"], ["read", "write"], "cid", "csecret", NOW)
+    h.write(h.s.oauth.insert_app, app)
+    assert h.read(h.s.oauth.token_and_app, "t-user") == (user_token, app)
+    assert h.read(h.s.oauth.token_and_app, "t-app") == (app_token, app)
+    assert h.read(h.s.oauth.token_and_app, "t-personal") == (personal, None)
+    assert h.read(h.s.oauth.token_and_app, "r-user") is None
     with pytest.raises(IntegrityError):
         h.write(h.s.oauth.insert_token, Token(new_id(), app_id, None, ["read"], NOW), "t-app",
                 None)
+    assert h.read(h.s.oauth.token_in_force, user_token.id)
     h.write(h.s.oauth.revoke, user_token.id, NOW + 1)
+    assert not h.read(h.s.oauth.token_in_force, user_token.id)
+    assert h.read(h.s.oauth.token_in_force, app_token.id)
+    assert not h.read(h.s.oauth.token_in_force, new_id())  # no such token
     assert h.read(h.s.oauth.token_by_hash, "t-user") is None
+    assert h.read(h.s.oauth.token_and_app, "t-user") is None
     assert h.read(h.s.oauth.token_by_refresh, "r-user") is None
     assert h.read(h.s.oauth.token_by_hash, "t-app") == app_token
 

@@ -90,3 +90,11 @@ class TokenRevoked:
     the one that revoked it (``RecentTokens``)."""
 
     token_id: int
+
+
+@dataclass(frozen=True)
+class SessionsEnded:
+    """Web sessions ended (signed out, or ended by a password change): the streams their
+    pages opened end too. Sessions are named by the hash of their secret."""
+
+    session_hashes: tuple[str, ...]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from roost.clock import now_ms
 from roost.domain.errors import InvalidInput
-from roost.domain.events import TokenRevoked
+from roost.domain.events import SessionsEnded, TokenRevoked
 from roost.domain.models import Account, App, AuthCode, Token
 from roost.ids import new_id
 from roost.storage.database import Database, Tx, emit
@@ -76,6 +76,11 @@ def within(requested: list[str], allowed: list[str]) -> bool:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def session_hash(secret: str) -> str:
+    """What a web session is stored and announced as: the hash of the cookie's secret."""
+    return _digest(secret)
 
 
 def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
@@ -309,13 +314,29 @@ class OAuthService:
         return self.stores.oauth.delete_sessions_before(tx, now_ms() - max_age_ms)
 
     async def end_session(self, secret: str) -> None:
-        await self.db.write(lambda tx: self.stores.oauth.delete_session(tx, _digest(secret)))
+        def apply(tx: Tx) -> None:
+            self.stores.oauth.delete_session(tx, session_hash(secret))
+            emit(tx, SessionsEnded((session_hash(secret),)))
+
+        await self.db.write(apply)
 
     async def end_other_sessions(self, account_id: int, keep: str | None) -> None:
         """End every session of ``account_id`` but ``keep`` (a password change)."""
-        keep_hash = _digest(keep) if keep else None
-        await self.db.write(
-            lambda tx: self.stores.oauth.delete_sessions_of(tx, account_id, keep_hash))
+        keep_hash = session_hash(keep) if keep else None
+
+        def apply(tx: Tx) -> None:
+            ended = self.stores.oauth.delete_sessions_of(tx, account_id, keep_hash)
+            if ended:
+                emit(tx, SessionsEnded(tuple(ended)))
+
+        await self.db.write(apply)
+
+    async def in_force(self, token_id: int) -> bool:
+        """Whether the token is still valid, read afresh (never from ``recent``): a stream
+        asks once it listens for the token's revocation, so a revocation between its
+        authentication and then is not missed."""
+        return await self.db.read(lambda tx: self.stores.oauth.token_in_force(tx, token_id),
+                                  snapshot=False)
 
     async def authenticate(self, bearer: str) -> Authenticated | None:
         digest = _digest(bearer)
@@ -324,15 +345,15 @@ class OAuthService:
             return recent
 
         def read(tx: Tx) -> Authenticated | None:
-            token = self.stores.oauth.token_by_hash(tx, digest)
-            if token is None:
+            found = self.stores.oauth.token_and_app(tx, digest)
+            if found is None:
                 return None
+            token, app = found
             account = None
             if token.account_id is not None:
                 account = self.stores.accounts.by_ids(tx, [token.account_id]).get(token.account_id)
                 if account is None:
                     return None
-            app = self.stores.oauth.app_by_id(tx, token.app_id) if token.app_id else None
             return Authenticated(token, account, app)
 
         # No snapshot needed: a token revoked or an account deleted between the statements

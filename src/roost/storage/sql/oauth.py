@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -16,13 +17,26 @@ _TOKEN_BY_HASH = Raw("SELECT id, app_id, account_id, scopes, created_at FROM tok
                      " WHERE token_hash = :token_hash AND revoked_at IS NULL")
 # Every page of a signed-in browser runs this.
 _SESSION_ACCOUNT = Raw("SELECT account_id FROM web_sessions WHERE session_hash = :session_hash")
-_APP_BY_ID = Raw("SELECT id, name, website, redirect_uris, scopes, client_id, client_secret,"
-                 " created_at FROM apps WHERE id = :id")
+_APP_COLUMNS = ("id, name, website, redirect_uris, scopes, client_id, client_secret,"
+                " created_at")
+_APP_BY_ID = Raw(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = :id")
+# Authenticating a token not seen lately: the token with its app in one round trip.
+_TOKEN_AND_APP = Raw(
+    "SELECT t.id, t.app_id, t.account_id, t.scopes, t.created_at, "
+    + ", ".join(f"a.{c.strip()}" for c in _APP_COLUMNS.split(","))
+    + " FROM tokens t LEFT JOIN apps a ON a.id = t.app_id"
+    " WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
 
 
 def _app(row: Any) -> App:
     return App(row.id, row.name, row.website, row.redirect_uris.split("\n"),
                row.scopes.split(), row.client_id, row.client_secret, row.created_at)
+
+
+def _app_of(row: Sequence[Any]) -> App:
+    """An app from ``_APP_COLUMNS``' values."""
+    return App(row[0], row[1], row[2], row[3].split("\n"), row[4].split(), row[5], row[6],
+               row[7])
 
 
 def _token(row: Any) -> Token:
@@ -43,8 +57,7 @@ class SqlOAuthStore:
 
     def app_by_id(self, tx: Tx, app_id: int) -> App | None:
         row = _APP_BY_ID.first(tx, {"id": app_id})
-        return App(row[0], row[1], row[2], row[3].split("\n"), row[4].split(), row[5], row[6],
-                   row[7]) if row else None
+        return _app_of(row) if row else None
 
     def insert_code(self, tx: Tx, code_hash: str, code: AuthCode) -> None:
         tx.execute(oauth_codes.insert().values(
@@ -76,6 +89,20 @@ class SqlOAuthStore:
         row = _TOKEN_BY_HASH.first(tx, {"token_hash": token_hash})
         return Token(row[0], row[1], row[2], row[3].split(), row[4]) if row else None
 
+    def token_and_app(self, tx: Tx, token_hash: str) -> tuple[Token, App | None] | None:
+        """A live token by hash, with its app (None for a token of no app, or whose app is
+        gone)."""
+        row = _TOKEN_AND_APP.first(tx, {"token_hash": token_hash})
+        if row is None:
+            return None
+        token = Token(row[0], row[1], row[2], row[3].split(), row[4])
+        return token, (_app_of(row[5:]) if row[5] is not None else None)
+
+    def token_in_force(self, tx: Tx, token_id: int) -> bool:
+        """The token exists and is not revoked."""
+        return tx.execute(select(tokens.c.id).where(
+            tokens.c.id == token_id, tokens.c.revoked_at.is_(None))).first() is not None
+
     def token_by_refresh(self, tx: Tx, refresh_hash: str) -> Token | None:
         row = tx.execute(select(tokens).where(
             tokens.c.refresh_hash == refresh_hash, tokens.c.revoked_at.is_(None)
@@ -105,8 +132,9 @@ class SqlOAuthStore:
     def delete_session(self, tx: Tx, session_hash: str) -> None:
         tx.execute(delete(web_sessions).where(web_sessions.c.session_hash == session_hash))
 
-    def delete_sessions_of(self, tx: Tx, account_id: int, keep_hash: str | None) -> None:
+    def delete_sessions_of(self, tx: Tx, account_id: int,
+                           keep_hash: str | None) -> list[str]:
         stmt = delete(web_sessions).where(web_sessions.c.account_id == account_id)
         if keep_hash is not None:
             stmt = stmt.where(web_sessions.c.session_hash != keep_hash)
-        tx.execute(stmt)
+        return list(tx.execute(stmt.returning(web_sessions.c.session_hash)).scalars())

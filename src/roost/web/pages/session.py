@@ -273,6 +273,13 @@ def take_flash(request: Request) -> str | None:
     return text if isinstance(text, str) else None
 
 
+def session_secret(conn: HTTPConnection) -> str | None:
+    """The secret naming this connection's web session on the server, if it carries one."""
+    session = _session(conn)
+    sid = session.get("sid") if session else None
+    return sid if isinstance(sid, str) else None
+
+
 async def stream_account(conn: HTTPConnection) -> Account | None:
     """For the streaming endpoints: the session's account, when the connection comes from one
     of this server's own pages. A WebSocket must carry a matching ``Origin`` (browsers always

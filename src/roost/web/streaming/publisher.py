@@ -4,8 +4,10 @@ Channels: ``timeline:<account>`` (home updates), ``notifications:<account>``,
 ``author:<account>`` (posts of pulled authors, which reach followers' streams through their
 subscription rather than one message per follower), ``public``, ``public:local``,
 ``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``, and
-``roost:pulled`` (authors that have just become pulled), and ``roost:tokens`` (revoked tokens,
-for the web processes, never for a stream).
+``roost:pulled`` (authors that have just become pulled), ``roost:tokens`` (revoked tokens,
+for the web processes, never for a stream), ``access_token:<token>``, on which a token's
+revocation sends ``kill``: every stream opened with that token ends, as in Mastodon, and
+``web_session:<hash>``, the same for the streams a web session's pages opened.
 
 A ``roost.resubscribe`` message (on ``timeline:<account>`` or ``roost:pulled``) is never sent
 to clients: it tells live home streams to re-check which pulled authors they listen to.
@@ -29,6 +31,7 @@ from roost.domain.events import (
     PulledFollowChanged,
     RaceUpdated,
     RemovedHome,
+    SessionsEnded,
     StatusDeleted,
     StatusPosted,
     TokenRevoked,
@@ -43,12 +46,24 @@ log = logging.getLogger(__name__)
 
 _INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
                 FollowersChanged, MilestoneReached, RaceUpdated, PulledFollowChanged,
-                TokenRevoked)
+                TokenRevoked, SessionsEnded)
 RESUBSCRIBE = "roost.resubscribe"
 PULLED_CHANNEL = "roost:pulled"
 # Revoked tokens' ids, for every web process to forget them (``forget_revoked_tokens``);
 # never a stream's channel.
 TOKENS_CHANNEL = "roost:tokens"
+# The event that ends the streams opened with a token when it is revoked (never sent to them).
+KILL = "kill"
+
+
+def token_channel(token_id: int) -> str:
+    """The channel on which the streams opened with this token hear of its revocation."""
+    return f"access_token:{token_id}"
+
+
+def session_channel(session_hash: str) -> str:
+    """The channel on which the streams a web session opened hear that it ended."""
+    return f"web_session:{session_hash}"
 
 
 def message(event: str, payload: Any) -> str:
@@ -146,6 +161,10 @@ class Publisher:
                 await self.pubsub.publish(channel, message(RESUBSCRIBE, str(event.author_id)))
             elif isinstance(event, TokenRevoked):
                 await self.pubsub.publish(TOKENS_CHANNEL, str(event.token_id))
+                await self.pubsub.publish(token_channel(event.token_id), message(KILL, ""))
+            elif isinstance(event, SessionsEnded):
+                for ended in event.session_hashes:
+                    await self.pubsub.publish(session_channel(ended), message(KILL, ""))
             elif isinstance(event, MilestoneReached):
                 await self.pubsub.publish(f"roost:followers:{event.account_id}", message(
                     "roost.milestone", {"account_id": str(event.account_id),

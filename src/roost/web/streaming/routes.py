@@ -15,13 +15,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from roost.domain.errors import BadRequest, DomainError, Forbidden, InvalidInput, Unauthorized
 from roost.domain.models import Account
-from roost.domain.oauth import Authenticated, grants
+from roost.domain.oauth import Authenticated, grants, session_hash
 from roost.runtime import Roost
 from roost.storage.pubsub import Overflowed, PubSub, Subscription
 from roost.web.auth import INVALID_TOKEN, authenticated
-from roost.web.pages.session import stream_account
+from roost.web.pages.session import session_secret, stream_account
 from roost.web.params import read_params
-from roost.web.streaming.publisher import PULLED_CHANNEL, RESUBSCRIBE
+from roost.web.streaming.publisher import (
+    KILL,
+    PULLED_CHANNEL,
+    RESUBSCRIBE,
+    session_channel,
+    token_channel,
+)
 
 HEARTBEAT_SECONDS = 15.0
 PUBLIC_STREAMS = {"public": ["public"], "public:local": ["public:local"], "public:remote": []}
@@ -61,6 +67,26 @@ async def channels_for(roost: Roost, stream: str, account: Account | None,
     raise BadRequest("Unknown stream type")
 
 
+async def _listener(roost: Roost, conn: HTTPConnection, subscription: Subscription,
+                    auth: Authenticated | None) -> Account | None:
+    """Who the stream is for: the token's account, or without a token the account of the web
+    session of one of this server's pages (None: nobody). First it listens for the end of
+    what lets it stream (a ``kill`` when the token is revoked or the session ends ends the
+    stream, as in Mastodon), then checks that afresh: ended since it was first checked, it is
+    refused now rather than left streaming."""
+    if auth is not None:
+        await subscription.add([token_channel(auth.token.id)])
+        if not await roost.oauth.in_force(auth.token.id):
+            roost.oauth.recent.forget(auth.token.id)
+            raise Unauthorized(INVALID_TOKEN)
+        return auth.account
+    secret = session_secret(conn)
+    if secret is None:
+        return None
+    await subscription.add([session_channel(session_hash(secret))])
+    return await stream_account(conn)
+
+
 def _check_scope(auth: Authenticated | None, stream: str) -> None:
     if stream.startswith("user") and auth is not None:
         needed = "read:notifications" if stream == "user:notification" else "read:statuses"
@@ -82,6 +108,8 @@ async def _sse_events(subscription: Subscription,
             except Overflowed:
                 return
             body = orjson.loads(text)  # payloads are JSON text or an id: never a newline
+            if body["event"] == KILL:  # its token was revoked or its session ended
+                return
             if body["event"] == RESUBSCRIBE:
                 if resubscribe is not None:
                     await resubscribe()
@@ -96,13 +124,16 @@ def sse_endpoint(stream: str) -> Callable[[Request], Awaitable[Response]]:
         roost: Roost = request.app.state.roost
         params = await read_params(request)
         auth = await authenticated(request)
-        # Without a token, a page of this server may listen with its browser session.
-        account = auth.account if auth else await stream_account(request)
         _check_scope(auth, stream)
-        channels = await channels_for(roost, stream, account, params.str("tag"),
-                                      params.str("account_id") or params.str("race_id"))
         subscription = _pubsub(request).subscription()
-        await subscription.add(channels)
+        try:
+            account = await _listener(roost, request, subscription, auth)
+            channels = await channels_for(roost, stream, account, params.str("tag"),
+                                          params.str("account_id") or params.str("race_id"))
+            await subscription.add(channels)
+        except BaseException:
+            await subscription.close()
+            raise
 
         async def resubscribe() -> None:
             """The user stream follows the pulled authors its account follows as they change."""
@@ -137,18 +168,24 @@ async def websocket(ws: WebSocket) -> None:
     token = (ws.query_params.get("access_token")
              or (header[7:].strip() if header[:7].lower() == "bearer " else None)
              or protocol)
-    account = None
     auth = None
     if token:
         auth = await roost.oauth.authenticate(token)
         if auth is None:
             await ws.close(code=4001, reason=INVALID_TOKEN)
             return
-        account = auth.account
-    else:  # a page of this server, signed in with its session (Origin checked)
-        account = await stream_account(ws)
-    await ws.accept(subprotocol=protocol if token and token == protocol else None)
     subscription = _pubsub(ws).subscription()
+    try:
+        # without a token: a page of this server, signed in with its session (Origin checked)
+        account = await _listener(roost, ws, subscription, auth)
+    except Unauthorized:
+        await subscription.close()
+        await ws.close(code=4001, reason=INVALID_TOKEN)
+        return
+    except BaseException:
+        await subscription.close()
+        raise
+    await ws.accept(subprotocol=protocol if token and token == protocol else None)
     streams: dict[tuple[str, ...], list[str]] = {}
     # Streams may share a channel (user and user:notification): each gets its own message.
     channel_streams: dict[str, list[tuple[str, ...]]] = {}
@@ -201,6 +238,8 @@ async def websocket(ws: WebSocket) -> None:
         while True:
             channel, text = await subscription.get()
             body = orjson.loads(text)
+            if body["event"] == KILL:  # its token was revoked or its session ended: close
+                return
             if body["event"] == RESUBSCRIBE:
                 await resubscribe()
                 continue
