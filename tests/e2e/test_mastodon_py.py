@@ -281,6 +281,7 @@ def test_social_scenario(server: Server) -> None:
     assert reply.in_reply_to_id == first.id
     assert [m.acct for m in reply.mentions] == ["alice"]
     assert bob.api.status_favourite(first.id).favourited
+    assert [s.id for s in bob.api.favourites()] == [first.id]
     reblog = bob.api.status_reblog(first.id)
     assert reblog.reblog.id == first.id
     assert bob.api.status(first.id).reblogged

@@ -882,6 +882,12 @@ def test_favourites(h: Harness) -> None:
         pairs[1], pairs[0]]
     assert h.read(h.s.favourites.favouriters_page, s1.id, Page(min_id=fav_ids[0], limit=1)) == [
         pairs[1]]
+    # One account's favourites, newest favourite first, paged by favourite id.
+    mine = h.read(h.s.favourites.page, fans[0], Page())
+    assert [s for _, s in mine] == [s2.id, s1.id] and mine[1][0] == fav_ids[0]
+    assert h.read(h.s.favourites.page, fans[0], Page(max_id=mine[0][0])) == [mine[1]]
+    assert h.read(h.s.favourites.page, fans[0], Page(min_id=mine[1][0], limit=1)) == [mine[0]]
+    assert h.read(h.s.favourites.page, fans[1], Page()) == [(fav_ids[1], s1.id)]
     assert h.write(h.s.favourites.delete, fans[1], s1.id) is True
     assert h.write(h.s.favourites.delete, fans[1], s1.id) is False
     h.write(h.s.favourites.delete_for_status, s1.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from roost.clock import now_ms
@@ -325,9 +325,17 @@ class PostService:
                 "status_id": status.id, "author_id": status.account_id, "after": 0,
             }, run_after=0)
 
+    def _content_status(self, tx: Tx, status_id: int, viewer_id: int) -> Status:
+        """The status a favourite of ``status_id`` is about: a reblog's original (as in
+        Mastodon, favouriting a reblog favourites what it reblogged)."""
+        status = self._visible_status(tx, status_id, viewer_id)
+        if status.reblog_of_id is None:
+            return status
+        return self._visible_status(tx, status.reblog_of_id, viewer_id)
+
     async def favourite(self, account_id: int, status_id: int) -> StatusView:
         def apply(tx: Tx) -> None:
-            status = self._visible_status(tx, status_id, account_id)
+            status = self._content_status(tx, status_id, account_id)
             if self.stores.favourites.insert(tx, account_id, status.id, new_id(), now_ms()):
                 self.stores.statuses.add_counts(tx, status.id, favourites=1)
                 notify(self.stores, tx, status.account_id, "favourite", account_id, status.id)
@@ -337,7 +345,7 @@ class PostService:
 
     async def unfavourite(self, account_id: int, status_id: int) -> StatusView:
         def apply(tx: Tx) -> None:
-            status = self._visible_status(tx, status_id, account_id)
+            status = self._content_status(tx, status_id, account_id)
             if self.stores.favourites.delete(tx, account_id, status.id):
                 self.stores.statuses.add_counts(tx, status.id, favourites=-1)
                 withdraw(self.stores, tx, status.account_id, "favourite", account_id, status.id)
@@ -364,9 +372,19 @@ class PostService:
 
     async def bookmarks(self, account_id: int, page: Page) -> list[tuple[int, StatusView]]:
         """The viewer's bookmarked statuses, most recently bookmarked first."""
+        return await self._marked(self.stores.bookmarks.page, account_id, page)
+
+    async def favourites(self, account_id: int, page: Page) -> list[tuple[int, StatusView]]:
+        """The viewer's favourited statuses, most recently favourited first."""
+        return await self._marked(self.stores.favourites.page, account_id, page)
+
+    async def _marked(self, rows_of: Callable[[Tx, int, Page], list[tuple[int, int]]],
+                      account_id: int, page: Page) -> list[tuple[int, StatusView]]:
+        """A page of (mark id, status) from ``rows_of``'s (mark id, status id), dropping the
+        statuses the viewer may no longer see."""
 
         def read(tx: Tx) -> list[tuple[int, StatusView]]:
-            rows = self.stores.bookmarks.page(tx, account_id, page)
+            rows = rows_of(tx, account_id, page)
             views = {v.status.id: v for v in self.views(tx, [s for _, s in rows], account_id)}
             return [(i, views[s]) for i, s in rows if s in views]
 

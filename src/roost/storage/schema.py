@@ -216,6 +216,7 @@ favourites = Table(
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("account_id", "status_id"),
     Index("ix_favourites_status_id", "status_id", "id"),
+    Index("ix_favourites_account_id", "account_id", "id"),  # (an account's favourites list)
 )
 
 bookmarks = Table(

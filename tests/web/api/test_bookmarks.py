@@ -1,4 +1,4 @@
-"""Bookmarks, read markers, preferences and custom emoji."""
+"""Bookmarks and favourites lists, read markers, preferences and custom emoji."""
 
 from __future__ import annotations
 
@@ -23,6 +23,40 @@ def test_bookmarks(api: Api) -> None:
     alice.delete(f"/api/v1/statuses/{second['id']}")
     assert bob.get("/api/v1/bookmarks").json() == []
     assert bob.post("/api/v1/statuses/1/bookmark").status_code == 404
+
+
+def test_favourites(api: Api) -> None:
+    alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
+    first = alice.post_status("one")
+    second = alice.post_status("two")
+    reblog = carol.post(f"/api/v1/statuses/{second['id']}/reblog").json()
+    assert bob.get("/api/v1/favourites").json() == []
+    bob.post(f"/api/v1/statuses/{second['id']}/favourite")
+    bob.post(f"/api/v1/statuses/{first['id']}/favourite")  # most recently favourited first
+    listed = bob.get("/api/v1/favourites")
+    assert [s["id"] for s in listed.json()] == [first["id"], second["id"]]
+    for status in listed.json():
+        assert_entity(status, "Status")
+        assert status["favourited"] is True
+    page = bob.get("/api/v1/favourites", params={"limit": 1})
+    assert [s["id"] for s in page.json()] == [first["id"]]
+    assert 'rel="next"' in page.headers["link"] and 'rel="prev"' in page.headers["link"]
+    next_url = page.headers["link"].split(";")[0].strip("<>")
+    assert [s["id"] for s in bob.get(next_url).json()] == [second["id"]]
+    # As in Mastodon, favouriting a reblog favourites the reblogged post, once.
+    via_reblog = carol.post(f"/api/v1/statuses/{reblog['id']}/favourite").json()
+    assert via_reblog["reblog"]["favourited"] is True
+    assert via_reblog["reblog"]["favourites_count"] == 2
+    assert [s["id"] for s in carol.get("/api/v1/favourites").json()] == [second["id"]]
+    carol.post(f"/api/v1/statuses/{second['id']}/favourite")
+    assert alice.get(f"/api/v1/statuses/{second['id']}").json()["favourites_count"] == 2
+    carol.post(f"/api/v1/statuses/{reblog['id']}/unfavourite")
+    assert carol.get("/api/v1/favourites").json() == []
+    # Others' favourites stay their own; a deleted post leaves the list.
+    assert alice.get("/api/v1/favourites").json() == []
+    alice.delete(f"/api/v1/statuses/{first['id']}")
+    assert [s["id"] for s in bob.get("/api/v1/favourites").json()] == [second["id"]]
+    assert api.client.get("/api/v1/favourites").status_code == 401
 
 
 def test_markers(api: Api) -> None:

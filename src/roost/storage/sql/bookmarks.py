@@ -14,7 +14,6 @@ from roost.storage.sql.common import insert_ignore, newest_first, paged, upsert
 b = bookmarks.c
 m = markers.c
 
-# Every timeline read asks this: on the driver's cursor (raw.py).
 
 class SqlBookmarkStore:
     def insert(self, tx: Tx, account_id: int, status_id: int, bookmark_id: int, at: int) -> None:

@@ -9,7 +9,6 @@ from roost.storage.database import Tx
 from roost.storage.schema import favourites
 from roost.storage.sql.common import insert_ignore, newest_first, paged
 
-# Every timeline read asks this: on the driver's cursor (raw.py).
 
 class SqlFavouriteStore:
     def insert(self, tx: Tx, account_id: int, status_id: int, fav_id: int, at: int) -> bool:
@@ -27,6 +26,14 @@ class SqlFavouriteStore:
     def favouriters_page(self, tx: Tx, status_id: int, page: Page) -> list[tuple[int, int]]:
         stmt = select(favourites.c.id, favourites.c.account_id).where(
             favourites.c.status_id == status_id
+        )
+        rows = tx.execute(paged(stmt, favourites.c.id, page)).all()
+        return [(r[0], r[1]) for r in newest_first(rows, page)]
+
+    def page(self, tx: Tx, account_id: int, page: Page) -> list[tuple[int, int]]:
+        """(favourite id, status id) of ``account_id``'s favourites, newest favourite first."""
+        stmt = select(favourites.c.id, favourites.c.status_id).where(
+            favourites.c.account_id == account_id
         )
         rows = tx.execute(paged(stmt, favourites.c.id, page)).all()
         return [(r[0], r[1]) for r in newest_first(rows, page)]

@@ -1,4 +1,4 @@
-"""Bookmarks, read markers, preferences and custom emoji."""
+"""Bookmarks and favourites lists, read markers, preferences and custom emoji."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ async def list_bookmarks(request: Request) -> Response:
     viewer = await require_user(request, "read:bookmarks")
     params = await read_params(request)
     rows = await roost.posts.bookmarks(viewer.id, page_from(params, STATUSES))
+    return Json([entities.status(roost.site, v) for _, v in rows],
+                headers=link_header(request, [i for i, _ in rows]))
+
+
+async def list_favourites(request: Request) -> Response:
+    """The viewer's favourites, most recently favourited first (paged by favourite)."""
+    roost = roost_of(request)
+    viewer = await require_user(request, "read:favourites")
+    params = await read_params(request)
+    rows = await roost.posts.favourites(viewer.id, page_from(params, STATUSES))
     return Json([entities.status(roost.site, v) for _, v in rows],
                 headers=link_header(request, [i for i, _ in rows]))
 
@@ -88,6 +98,7 @@ routes = [
     Route("/api/v1/statuses/{id}/bookmark", bookmark, methods=["POST"]),
     Route("/api/v1/statuses/{id}/unbookmark", unbookmark, methods=["POST"]),
     Route("/api/v1/bookmarks", list_bookmarks),
+    Route("/api/v1/favourites", list_favourites),
     Route("/api/v1/markers", get_markers, methods=["GET"]),
     Route("/api/v1/markers", save_markers, methods=["POST"]),
     Route("/api/v1/preferences", preferences),
