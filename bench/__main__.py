@@ -1,7 +1,7 @@
 """Benchmarks of Roost's hot paths, over HTTP against a real `roost serve`, on either backend.
 
     .venv/bin/python -m bench [workload ...] [--backend embedded|production] [--workers N]
-                              [--quick] [--seconds S] [--profile DIR]
+                              [--quick] [--seconds S] [--profile DIR [--profile-gil]]
 
 Workloads: ceiling, follow_storm, home_read, fanout, posting, celebrity, memory, seed
 (default: all, in that order). The ceiling is always measured first, in the same run, so every
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="py-spy record the server during each measured phase into DIR")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL, so the "
+                             "profile shows where Python spends CPU rather than where it waits")
     parser.add_argument("--src", default=None, metavar="DIR",
                         help="serve the roost package from DIR (a copy of src/ to compare "
                              "against); setup and ceilings are unchanged")
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                            args.keep, args.web_processes)
     ctx = Context(work_dir=work_dir, sizes=sizes, generator=generator,
                   wrk_threads=args.wrk_threads, synchronous=args.synchronous,
-                  profiler=Profiler(Path(args.profile) if args.profile else None),
+                  profiler=Profiler(Path(args.profile) if args.profile else None,
+                                    gil_only=args.profile_gil),
                   backend=backend, src=src)
     wanted = args.workloads or list(WORKLOADS)
     began = time.monotonic()

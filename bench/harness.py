@@ -234,8 +234,9 @@ class Profiler:
     collapsed stacks with thread names (``DIR/<workload>.txt``; summarise them with
     ``python -m bench.profile DIR/<workload>.txt``)."""
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, *, gil_only: bool = False) -> None:
         self.out_dir = out_dir
+        self.gil_only = gil_only  # py-spy --gil: only the thread holding the GIL (Python's CPU)
         self.children: list[subprocess.Popen[bytes]] = []
 
     def start(self, name: str, pids: dict[str, int], seconds: float) -> None:
@@ -252,7 +253,7 @@ class Profiler:
             self.children.append(subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--rate", "100", "--duration",
                  str(max(1, round(seconds))), "--format", "raw", "--threads", "--nonblocking",
-                 "--output", str(out)],
+                 *(["--gil"] if self.gil_only else []), "--output", str(out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def wait(self) -> None:
