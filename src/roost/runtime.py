@@ -83,6 +83,7 @@ class Roost:
             "backfill": self.timelines.backfill,
             "forget_author": self.timelines.forget_author,
             "rebuild_home": self.timelines.rebuild_home,
+            "homes_lost": self.timelines.homes_lost,
         })
 
     def migrate(self) -> None:
@@ -112,14 +113,20 @@ class Roost:
                              self._roll_up_forever(), self._refresh_races_forever())
 
     async def maintain(self) -> None:
-        """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries,
-        and sweep the web sessions unused for longer than their cookies last."""
+        """Periodic housekeeping: notice a home timeline store that lost its timelines (and
+        recover them), cap every home timeline at ``home_timeline_size`` entries, and sweep
+        the web sessions unused for longer than their cookies last."""
+        await self.timelines.check_home_store()
         await self.db.write(
             lambda tx: self.stores.home.enforce_cap(tx, self.settings.home_timeline_size))
         await self.db.write(lambda tx: self.oauth.sweep_sessions(
             tx, self.settings.session_days * 86_400_000))
 
     async def _maintain_forever(self) -> None:
+        try:  # at once: a worker restarted with Redis may find the timelines lost
+            await self.timelines.check_home_store()
+        except Exception:
+            log.exception("checking the home timeline store failed")
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:

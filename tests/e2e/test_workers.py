@@ -238,3 +238,65 @@ def test_stream_workers_survive_a_kill_and_dropped_connections(
                 process.terminate()
                 process.wait(10)
         server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_timelines_lost_with_redis_are_rebuilt_on_the_next_request(
+        tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    """Redis restarts without its data while the worker is down (here: this run's keys are
+    deleted): the worker notices when it starts again, and a reader's next request rebuilds
+    their home timeline (206 while it runs), posts of before and after the loss included."""
+    env = {"ROOST_DATABASE_URL": pg_url, "ROOST_REDIS_URL": redis_url,
+           "ROOST_REDIS_PREFIX": redis_prefix, "ROOST_EMBEDDED_WORKER": "false",
+           "ROOST_AUTH_CACHE_SECONDS": "0"}
+    server = Server(tmp_path / "data", free_port(), env=env)
+    server.start()
+    log = tmp_path / "workers.log"
+    worker = _worker(server.data_dir, env, log)
+    rds = redis.Redis.from_url(redis_url)
+    try:
+        async def sign_up() -> list[Account]:
+            async with async_client(server) as client:
+                token = await app_token(client)
+                return await register_many(client, token, ["author", "reader"])
+
+        author, reader = asyncio.run(sign_up())
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            def home() -> httpx.Response:
+                return client.get("/api/v1/timelines/home", headers=reader.headers)
+
+            def posted(text: str) -> str:
+                status_id: str = client.post("/api/v1/statuses", headers=author.headers,
+                                             data={"status": text}).json()["id"]
+                return status_id
+
+            assert client.post(f"/api/v1/accounts/{author.id}/follow",
+                               headers=reader.headers).status_code == 200
+            before = posted("before the loss")
+            deadline = time.monotonic() + 30
+            while [s["id"] for s in home().json()] != [before]:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            rds.delete(*rds.scan_iter(match=f"{redis_prefix}*"))
+            during = posted("while no worker ran")
+            assert home().json() == []  # lost
+            worker = _worker(server.data_dir, env, log)
+            deadline = time.monotonic() + 30
+            while (answer := home()).status_code != 206:  # once the worker has noticed
+                assert answer.json() == [] and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            while (answer := home()).status_code != 200:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            assert [s["id"] for s in answer.json()] == [during, before]
+        assert "had lost its timelines" in log.read_text()
+        assert "0 dead job(s)." in server.roost("jobs", "dead").stdout
+    finally:
+        rds.close()
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(10)
+        server.stop()

@@ -246,6 +246,26 @@ def test_a_message_delivered_on_a_lost_connection_is_taken_again(
     assert [job.id for job in asyncio.run(streams.take(10, 0))] == [job_id]
 
 
+def test_the_consumer_survives_its_stream_being_deleted(db: Database,
+                                                        streams: RedisStreamQueue) -> None:
+    """Redis lost its data (here: the stream deleted) before a read, or while one blocked:
+    the consumer makes its group again and takes what is relayed next."""
+    assert asyncio.run(streams.take(10, 0)) == []
+    streams.client.delete(streams.stream)
+    assert asyncio.run(streams.take(10, 0)) == []  # NOGROUP
+
+    async def blocked_while_deleted() -> list[Job]:
+        taking = asyncio.create_task(streams.take(10, 5))
+        await asyncio.sleep(0.3)
+        streams.client.delete(streams.stream)  # UNBLOCKED
+        return await asyncio.wait_for(taking, 5)
+
+    assert asyncio.run(blocked_while_deleted()) == []
+    job_id = enqueue(db, "count", {"steps": 0})
+    asyncio.run(streams.relay())
+    assert [job.id for job in asyncio.run(streams.take(10, 0))] == [job_id]
+
+
 def test_the_consumer_survives_its_connections_being_killed(
         db: Database, streams: RedisStreamQueue, redis_url: str) -> None:
     recorder = Recorder()

@@ -57,6 +57,17 @@ def test_key_layout_and_members(client: redis.Redis, redis_prefix: str) -> None:
     assert encode(post) == members[1][0]
 
 
+def test_the_epoch_is_lost_with_the_timelines(client: redis.Redis, redis_prefix: str) -> None:
+    """What ``TimelineService.check_home_store`` looks at: Redis restarted without its data
+    has neither the timelines nor the mark."""
+    store = make_store(client, redis_prefix, 800)
+    store.set_epoch(NO_TX, 99)
+    store.add(NO_TX, [42], TimelineEntry(new_id(), 7))
+    assert store.epoch(NO_TX) == 99 and newest(store, 42)
+    client.delete(*client.scan_iter(match=f"{redis_prefix}*"))  # (a restart, for this prefix)
+    assert store.epoch(NO_TX) is None and newest(store, 42) == []
+
+
 def test_every_write_keeps_the_cap(client: redis.Redis, redis_prefix: str) -> None:
     store = make_store(client, redis_prefix, 5)
     a, b, c, author = 1, 2, 3, 9

@@ -1267,6 +1267,41 @@ def test_home_timeline_orders_ids_beyond_double_precision(h: Harness) -> None:
 
 
 @HOME_STORES
+def test_home_timeline_store_keeps_the_epoch_it_was_given(h: Harness) -> None:
+    assert h.read(h.s.home.epoch) is None
+    h.write(h.s.home.set_epoch, 2**62 + 5)
+    assert h.read(h.s.home.epoch) == 2**62 + 5
+    h.write(h.s.home.add, [1], TimelineEntry(new_id(), 2))
+    h.write(h.s.home.set_epoch, 7)
+    assert h.read(h.s.home.epoch) == 7
+    assert [e.author_id for e in h.read(h.s.home.page, 1, Page())] == [2]
+
+
+def test_state_values(h: Harness) -> None:
+    assert h.read(h.s.state.get, "answer") is None
+    h.write(h.s.state.put, "answer", 42)
+    h.write(h.s.state.put, "other", -1)
+    h.write(h.s.state.put, "answer", 2**62)
+    assert (h.read(h.s.state.get, "answer"), h.read(h.s.state.get, "other")) == (2**62, -1)
+    assert h.write(h.s.state.claim, "first", 3) == 3
+    assert h.write(h.s.state.claim, "first", 4) == 3  # (the first claim stands)
+    assert h.read(h.s.state.get, "first") == 3
+
+
+def test_mark_inactive_walks_the_accounts_by_id(h: Harness) -> None:
+    made = sorted(ids(5))
+    for n, account_id in enumerate(made):
+        make_account(h, f"walker{n}", account_id=account_id, last_active_at=NOW)
+    h.write(h.s.accounts.update, made[1], {"last_active_at": NOW - 50})  # already inactive
+    assert h.write(h.s.accounts.mark_inactive, 0, 3, NOW - 10) == made[2]
+    assert h.write(h.s.accounts.mark_inactive, made[2], 3, NOW - 10) == made[4]
+    assert h.write(h.s.accounts.mark_inactive, made[4], 3, NOW - 10) is None
+    found = h.read(h.s.accounts.by_ids, made)
+    assert [found[a].last_active_at for a in made] == [
+        NOW - 10, NOW - 50, NOW - 10, NOW - 10, NOW - 10]
+
+
+@HOME_STORES
 def test_home_timeline_writes_of_one_batch_apply_in_order(h: Harness) -> None:
     """Operations batched into one commit (the Redis store sends their writes together, just
     before it): each sees the ones before it, and a failed one's writes never land."""

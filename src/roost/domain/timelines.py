@@ -7,6 +7,9 @@ home timelines when they read. Both sources are paged by status id and merged.
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 from roost.clock import now_ms
 from roost.domain.errors import NotFound
 from roost.domain.events import DeliveredHome, RemovedHome
@@ -15,8 +18,13 @@ from roost.domain.posts import PostService
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
+log = logging.getLogger(__name__)
+
 BACKFILL_POSTS = 40
 REBUILD_BATCH = 200
+LOST_BATCH = 1_000  # accounts marked per step of a ``homes_lost`` job
+# The database's record of the mark the home timeline store should carry (``check_home_store``).
+HOME_EPOCH = "home_epoch"
 
 # Timeline pages are read without a snapshot (``Database.read(snapshot=False)``): each
 # statement sees the latest commits, as in Mastodon, whose reads run outside transactions.
@@ -95,7 +103,49 @@ class TimelineService:
 
         return await self.db.read(read, snapshot=SNAPSHOT)
 
+    # -- the store's health ----------------------------------------------------------------
+
+    async def check_home_store(self) -> bool:
+        """Notice that the home timeline store lost its timelines (Redis restarted without its
+        data; the jobs queued in it are gone too) and recover: every account is marked as if
+        back from inactivity, so fan-out skips it and its next request rebuilds its home
+        timeline from what the accounts it follows posted (``AccountService.touch``), as for
+        any returning account. True when it had lost them.
+
+        How it knows: the database records a random mark and the store carries the same; a
+        store without it lost its data since. The job is committed before the store gets its
+        mark back, so a crash in between finds the loss again rather than forgetting it."""
+
+        def check(tx: Tx) -> tuple[int | None, bool]:
+            expected = self.stores.state.get(tx, HOME_EPOCH)
+            found = self.stores.home.epoch(tx)
+            if expected is None:  # the first check (a new database, or one from before marks)
+                expected = self.stores.state.claim(
+                    tx, HOME_EPOCH, found if found is not None else secrets.randbits(62) + 1)
+                return (expected if found != expected else None), False
+            if found == expected:
+                return None, False
+            self.stores.jobs.enqueue(tx, "homes_lost", {
+                "after": 0, "stale_at": now_ms() - self.inactive_ms - 1}, run_after=0)
+            return expected, True
+
+        epoch, lost = await self.db.write(check)
+        if epoch is not None:
+            await self.db.write(lambda tx: self.stores.home.set_epoch(tx, epoch))
+        if lost:
+            log.warning("the home timeline store had lost its timelines: each account's is "
+                        "rebuilt on its next request")
+        return lost
+
     # -- background jobs (each runs inside one write transaction) ---------------------------
+
+    def homes_lost(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """The next batch of accounts after a loss of the home timeline store: each is marked
+        inactive since ``stale_at``, so its next request rebuilds its home timeline."""
+        after = int(payload["after"])  # type: ignore[call-overload]
+        stale_at = int(payload["stale_at"])  # type: ignore[call-overload]
+        last = self.stores.accounts.mark_inactive(tx, after, LOST_BATCH, stale_at)
+        return None if last is None else {**payload, "after": last}
 
     def fanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """Push a status into the next batch of followers' home timelines; resumable."""

@@ -42,6 +42,11 @@ class AccountStore(Protocol):
     def update(self, tx: Tx, account_id: int, changes: dict[str, object]) -> None: ...
     def search(self, tx: Tx, query: str, limit: int, offset: int) -> list[Account]: ...
 
+    def mark_inactive(self, tx: Tx, after_id: int, limit: int, at: int) -> int | None:
+        """Set ``last_active_at`` to ``at`` on those of the next ``limit`` accounts by id
+        after ``after_id`` that were active since; returns the last id looked at (None: no
+        account was left)."""
+
 
 class CounterStore(Protocol):
     def hold(self, tx: Tx, account_id: int) -> None: ...
@@ -209,6 +214,23 @@ class HomeTimelineStore(Protocol):
     def remove(self, tx: Tx, account_ids: Sequence[int], status_id: int) -> None: ...
     def trim(self, tx: Tx, account_id: int, keep: int) -> None: ...
     def enforce_cap(self, tx: Tx, keep: int) -> int: ...
+
+    def epoch(self, tx: Tx) -> int | None:
+        """The mark last given with ``set_epoch``; None if the store has none: never given
+        one, or it lost every timeline since (Redis restarted without its data)."""
+
+    def set_epoch(self, tx: Tx, epoch: int) -> None: ...
+
+
+class StateStore(Protocol):
+    """Small named values the server keeps for itself."""
+
+    def get(self, tx: Tx, key: str) -> int | None: ...
+    def put(self, tx: Tx, key: str, value: int) -> None: ...
+
+    def claim(self, tx: Tx, key: str, value: int) -> int:
+        """Store ``value`` unless ``key`` has one already; returns the value ``key`` has:
+        processes starting together agree on one."""
 
 
 class JobStore(Protocol):

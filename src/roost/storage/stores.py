@@ -19,6 +19,7 @@ from roost.storage.protocols import (
     NotificationStore,
     OAuthStore,
     RaceStore,
+    StateStore,
     StatusStore,
     TagStore,
 )
@@ -31,6 +32,7 @@ from roost.storage.sql.jobs import SqlJobStore
 from roost.storage.sql.notifications import SqlNotificationStore
 from roost.storage.sql.oauth import SqlOAuthStore
 from roost.storage.sql.races import SqlRaceStore
+from roost.storage.sql.state import SqlStateStore
 from roost.storage.sql.statuses import SqlStatusStore
 from roost.storage.sql.tags import SqlTagStore
 from roost.storage.sql.timelines import SqlHomeTimelineStore
@@ -53,6 +55,7 @@ class Stores:
     oauth: OAuthStore
     home: HomeTimelineStore
     jobs: JobStore
+    state: StateStore
 
 
 def sql_stores() -> Stores:
@@ -74,6 +77,7 @@ def sql_stores() -> Stores:
         oauth=SqlOAuthStore(),
         home=SqlHomeTimelineStore(),
         jobs=SqlJobStore(),
+        state=SqlStateStore(),
     )
 
 

@@ -3,6 +3,7 @@ rest in the database (see tests/redis_support.py for the Redis the tests use).""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +78,41 @@ def test_post_follow_home_and_unfollow(rapi: Api, redis_url: str, redis_prefix: 
     alice.delete(f"/api/v1/statuses/{theirs['id']}")
     wait_for_jobs(roost)
     assert _ids(alice.get("/api/v1/timelines/home").json()) == [old["id"]]
+
+
+def test_home_timelines_lost_with_redis_are_rebuilt(rapi: Api, raw: redis.Redis,
+                                                     redis_prefix: str) -> None:
+    """Redis restarts without its data (here: this Roost's keys deleted): the loss is noticed,
+    and each account's next request rebuilds its home timeline (206 meanwhile, as Mastodon),
+    with what was posted before the loss and while it went unnoticed."""
+    roost = rapi.roost
+    alice, bob, carol = rapi.register("alice"), rapi.register("bob"), rapi.register("carol")
+    bob.follow(alice)
+    bob.follow(carol)
+    before = alice.post_status("before the loss")
+    wait_for_jobs(roost)
+    assert _ids(bob.get("/api/v1/timelines/home").json()) == [before["id"]]
+    assert asyncio.run(roost.timelines.check_home_store()) is False  # (intact)
+
+    raw.delete(*raw.scan_iter(match=f"{redis_prefix}*"))
+    unnoticed = carol.post_status("while the loss went unnoticed")
+    wait_for_jobs(roost)
+    assert asyncio.run(roost.timelines.check_home_store()) is True
+    wait_for_jobs(roost)
+    assert asyncio.run(roost.timelines.check_home_store()) is False  # (once)
+    roost.oauth.recent.clear()  # (as after ROOST_AUTH_CACHE_SECONDS)
+
+    first = bob.get("/api/v1/timelines/home")
+    assert first.status_code == 206  # being rebuilt
+    wait_for_jobs(roost)
+    roost.oauth.recent.clear()
+    rebuilt = bob.get("/api/v1/timelines/home")
+    assert rebuilt.status_code == 200
+    assert _ids(rebuilt.json()) == [unnoticed["id"], before["id"]]
+    after = alice.post_status("after the rebuild")
+    wait_for_jobs(roost)
+    assert _ids(bob.get("/api/v1/timelines/home").json()) == [
+        after["id"], unnoticed["id"], before["id"]]
 
 
 def test_entries_of_missing_statuses_are_skipped(rapi: Api) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,6 +14,20 @@ from tests.conftest import Api, wait_for_jobs
 
 def _ids(statuses: list[dict[str, Any]]) -> list[str]:
     return [s["id"] for s in statuses]
+
+
+def test_home_timelines_in_the_database_are_never_found_lost(api: Api, roost: Roost) -> None:
+    """Only a store apart from the database (Redis) can lose its timelines on its own
+    (``check_home_store``; the Redis case is in test_redis_mode.py)."""
+    bob = api.register("bob")
+    active_at = roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(
+        tx, [int(bob.id)]))[int(bob.id)].last_active_at
+    assert asyncio.run(roost.timelines.check_home_store()) is False
+    assert asyncio.run(roost.timelines.check_home_store()) is False
+    wait_for_jobs(roost)
+    assert roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(
+        tx, [int(bob.id)]))[int(bob.id)].last_active_at == active_at
+    assert bob.get("/api/v1/timelines/home").status_code == 200
 
 
 def test_home_has_own_and_followed_posts(api: Api, roost: Roost) -> None:

@@ -261,9 +261,11 @@ class RedisStreamQueue:
         try:
             jobs = await asyncio.to_thread(self._take, limit, wait)
         except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            # The stream was deleted (Redis lost its data: TimelineService.check_home_store),
+            # before the read or while it blocked: make the group again.
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                 raise
-            self._group_ready = False  # the stream was deleted: make the group again
+            self._group_ready = False
             return []
         poisoned, self._poisoned = self._poisoned, []
         for job, deliveries in poisoned:

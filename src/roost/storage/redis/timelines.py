@@ -183,6 +183,11 @@ class RedisHomeTimelineStore:
     def key(self, account_id: int) -> str:
         return f"{self.prefix}home:{{{account_id}}}"
 
+    @property
+    def epoch_key(self) -> str:
+        """Where ``set_epoch`` leaves its mark: gone with the timelines if Redis loses them."""
+        return f"{self.prefix}home-epoch"
+
     def close(self) -> None:
         self.client.close()
 
@@ -242,6 +247,15 @@ class RedisHomeTimelineStore:
             self.client.delete(self.key(account_id))
         else:
             self.client.zremrangebyrank(self.key(account_id), 0, -keep - 1)
+
+    def epoch(self, tx: Tx) -> int | None:
+        flush_deferred(tx, self)
+        value = self.client.get(self.epoch_key)
+        return int(cast(bytes, value)) if value is not None else None
+
+    def set_epoch(self, tx: Tx, epoch: int) -> None:
+        flush_deferred(tx, self)
+        self.client.set(self.epoch_key, epoch)
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; returns how many were trimmed. Writes keep

@@ -7,7 +7,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from roost.domain.models import Account, ProfileField
 from roost.storage.database import Tx
@@ -161,6 +161,16 @@ class SqlAccountStore:
         if "fields" in values:
             values["fields"] = json.dumps([f.__dict__ for f in values["fields"]])  # type: ignore[attr-defined]
         _update_of(tuple(sorted(values))).send(tx, {**values, "account_id": account_id})
+
+    def mark_inactive(self, tx: Tx, after_id: int, limit: int, at: int) -> int | None:
+        batch = list(tx.execute(select(accounts.c.id).where(accounts.c.id > after_id)
+                                .order_by(accounts.c.id).limit(limit)).scalars())
+        if not batch:
+            return None
+        tx.execute(update(accounts).where(accounts.c.id >= batch[0], accounts.c.id <= batch[-1],
+                                          accounts.c.last_active_at > at)
+                   .values(last_active_at=at))
+        return int(batch[-1])
 
     def search(self, tx: Tx, query: str, limit: int, offset: int) -> list[Account]:
         needle = query.lower().lstrip("@").split("@")[0]

@@ -11,6 +11,7 @@ from roost.storage.database import Tx
 from roost.storage.schema import home_timeline
 from roost.storage.sql.common import newest_first
 from roost.storage.sql.raw import Raw, paged_raw
+from roost.storage.sql.state import SqlStateStore
 
 c = home_timeline.c
 # Fan-out and home reads are the busiest statements of all: on the driver's cursor (raw.py).
@@ -19,6 +20,8 @@ _ADD = Raw("INSERT INTO home_timeline (account_id, status_id, author_id, reblog_
 _PAGE = ("SELECT status_id, author_id, reblog_of_id FROM home_timeline"
          " WHERE account_id = :account_id")
 _PAGES: dict[tuple[bool, bool, bool], Raw] = {}
+EPOCH_KEY = "home_timelines_epoch"
+_STATE = SqlStateStore()
 
 
 class SqlHomeTimelineStore:
@@ -67,6 +70,13 @@ class SqlHomeTimelineStore:
             tx.execute(delete(home_timeline).where(
                 c.account_id == account_id, c.status_id < oldest_kept
             ))
+
+    def epoch(self, tx: Tx) -> int | None:
+        # (in the database itself: lost only with everything else)
+        return _STATE.get(tx, EPOCH_KEY)
+
+    def set_epoch(self, tx: Tx, epoch: int) -> None:
+        _STATE.put(tx, EPOCH_KEY, epoch)
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; returns how many were trimmed."""
