@@ -78,6 +78,10 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# How often a web session's row is renewed while the session is in use, at most.
+SESSION_RENEW_MS = 86_400_000
+
+
 def session_hash(secret: str) -> str:
     """What a web session is stored and announced as: the hash of the cookie's secret."""
     return _digest(secret)
@@ -305,13 +309,16 @@ class OAuthService:
         return await self.db.read(read, snapshot=False)
 
     async def renew_session(self, secret: str) -> None:
-        """The session is in use (called at most daily, as its cookie is re-signed)."""
+        """The session is in use (called at most every ``SESSION_RENEW_MS``)."""
         await self.db.write(
             lambda tx: self.stores.oauth.renew_session(tx, _digest(secret), now_ms()))
 
     def sweep_sessions(self, tx: Tx, max_age_ms: int) -> int:
-        """Delete the sessions unused for ``max_age_ms`` (their cookies have expired too)."""
-        return self.stores.oauth.delete_sessions_before(tx, now_ms() - max_age_ms)
+        """Delete the sessions unused for ``max_age_ms`` (their cookies have expired too).
+        A row is renewed at most every ``SESSION_RENEW_MS`` while its cookie's expiry slides
+        with every page, so rows get that much longer: never swept before their cookie."""
+        return self.stores.oauth.delete_sessions_before(
+            tx, now_ms() - max_age_ms - SESSION_RENEW_MS)
 
     async def end_session(self, secret: str) -> None:
         def apply(tx: Tx) -> None:

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
+from roost.clock import now_ms
+from roost.domain.oauth import SESSION_RENEW_MS
 from roost.runtime import Roost
 from roost.settings import Settings
 from roost.storage.schema import web_sessions
@@ -363,6 +365,14 @@ def test_sessions_unused_for_longer_than_their_cookies_are_swept(alice: Visitor)
     assert 'action="/auth/sign_out"' in alice.page("/").text
     asyncio.run(roost.maintain())
     assert 'action="/auth/sign_out"' in alice.page("/").text  # in use: kept
-    roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(renewed_at=0)))
+    # Unused for the cookie's lifetime: kept one renewal period more (the cookie, re-sent
+    # whenever the session changes, may outlive the row's last renewal by that much).
+    days = roost.settings.session_days * 86_400_000
+    roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(
+        renewed_at=now_ms() - days - SESSION_RENEW_MS // 2)))
+    asyncio.run(roost.maintain())
+    assert 'action="/auth/sign_out"' in alice.page("/").text
+    roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(
+        renewed_at=now_ms() - days - SESSION_RENEW_MS - 60_000)))
     asyncio.run(roost.maintain())
     assert 'action="/auth/sign_out"' not in alice.page("/").text

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost.domain.errors import Forbidden
 from roost.domain.models import Account
+from roost.domain.oauth import SESSION_RENEW_MS
 from roost.runtime import Roost
 from roost.settings import Settings
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "roost_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-RENEW_AFTER_MS = 86_400_000  # re-sign the cookie (sliding expiry) at most once a day
 
 # Paths that never carry a session: the API (bearer tokens only), the OAuth token endpoints
 # (client credentials), and static files. Streaming is the exception: a browser page listens
@@ -227,7 +227,7 @@ async def signed_in(conn: HTTPConnection) -> Account | None:
         else:
             now = int(time.time() * 1000)
             renewed = session.get("t")
-            if not isinstance(renewed, int) or now - renewed > RENEW_AFTER_MS:
+            if not isinstance(renewed, int) or now - renewed > SESSION_RENEW_MS:
                 session["t"] = now
                 await _roost(conn).oauth.renew_session(str(sid))
             await _roost(conn).accounts.touch(account)
