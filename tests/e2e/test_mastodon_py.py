@@ -280,6 +280,8 @@ def test_social_scenario(server: Server) -> None:
     reply = bob.api.status_post("@alice welcome!", in_reply_to_id=first.id)
     assert reply.in_reply_to_id == first.id
     assert [m.acct for m in reply.mentions] == ["alice"]
+    assert alice.api.status_pin(first.id).pinned
+    assert [s.id for s in bob.api.account_statuses(alice.id, pinned=True)] == [first.id]
     assert bob.api.status_favourite(first.id).favourited
     assert [s.id for s in bob.api.favourites()] == [first.id]
     reblog = bob.api.status_reblog(first.id)

@@ -39,6 +39,14 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+def _sign_up(server: Server, names: list[str]) -> list[Account]:
+    async def sign_up() -> list[Account]:
+        async with async_client(server) as client:
+            return await register_many(client, await app_token(client), names)
+
+    return asyncio.run(sign_up())
+
+
 def _worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A `roost worker` process; its job queue's Redis connections are named
     ``roost-jobs-<pid>``."""
@@ -168,12 +176,7 @@ def test_stream_workers_survive_a_kill_and_dropped_connections(
     workers: list[subprocess.Popen[bytes]] = []
     rds = redis.Redis.from_url(redis_url)
     try:
-        async def sign_up() -> list[Account]:
-            async with async_client(server) as client:
-                token = await app_token(client)
-                return await register_many(client, token, ["author", "reader"])
-
-        author, reader = asyncio.run(sign_up())
+        author, reader = _sign_up(server, ["author", "reader"])
         fans = [*_add_followers(pg_url, int(author.id), 3_000), int(reader.id)]
         with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.post(f"/api/v1/accounts/{author.id}/follow",
@@ -255,12 +258,7 @@ def test_timelines_lost_with_redis_are_rebuilt_on_the_next_request(
     worker = _worker(server.data_dir, env, log)
     rds = redis.Redis.from_url(redis_url)
     try:
-        async def sign_up() -> list[Account]:
-            async with async_client(server) as client:
-                token = await app_token(client)
-                return await register_many(client, token, ["author", "reader"])
-
-        author, reader = asyncio.run(sign_up())
+        author, reader = _sign_up(server, ["author", "reader"])
         with httpx.Client(base_url=server.url, timeout=30) as client:
             def home() -> httpx.Response:
                 return client.get("/api/v1/timelines/home", headers=reader.headers)

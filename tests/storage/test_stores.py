@@ -895,6 +895,24 @@ def test_favourites(h: Harness) -> None:
     assert h.read(h.s.statuses.viewer_marks, fans[0], [s1.id, s2.id]).favourited == {s2.id}
 
 
+def test_pins(h: Harness) -> None:
+    me, other = ids(2)
+    first, second, third = (make_status(h, new_id()) for _ in range(3))
+    assert h.write(h.s.pins.insert, me, first.id, new_id(), NOW) is True
+    assert h.write(h.s.pins.insert, me, second.id, new_id(), NOW) is True
+    assert h.write(h.s.pins.insert, me, first.id, new_id(), NOW) is False  # once
+    assert h.write(h.s.pins.insert, other, third.id, new_id(), NOW) is True
+    assert h.read(h.s.pins.of_account, me) == [second.id, first.id]  # newest pin first
+    assert (h.read(h.s.pins.count, me), h.read(h.s.pins.count, new_id())) == (2, 0)
+    marks = h.read(h.s.statuses.viewer_marks, me, [first.id, second.id, third.id])
+    assert marks.pinned == {first.id, second.id}
+    assert h.write(h.s.pins.delete, me, second.id) is True
+    assert h.write(h.s.pins.delete, me, second.id) is False
+    h.write(h.s.pins.delete_for_status, first.id)
+    assert h.read(h.s.pins.of_account, me) == []
+    assert h.read(h.s.pins.of_account, other) == [third.id]
+
+
 # -- bookmarks and markers -------------------------------------------------------------------
 
 

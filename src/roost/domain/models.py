@@ -81,6 +81,7 @@ class StatusView:
     favourited: bool = False
     reblogged: bool = False
     bookmarked: bool = False
+    pinned: bool | None = None  # (only for the viewer's own pinnable statuses)
 
 
 @dataclass
@@ -98,11 +99,12 @@ class RelationshipFacts:
 @dataclass
 class StatusMarks:
     """What a viewer did to some statuses (``StatusStore.viewer_marks``): the ids they
-    favourited, reblogged and bookmarked."""
+    favourited, reblogged, bookmarked and pinned."""
 
     favourited: set[int]
     reblogged: set[int]
     bookmarked: set[int]
+    pinned: set[int] = field(default_factory=set)
 
 
 @dataclass

@@ -27,6 +27,11 @@ from roost.storage.stores import Stores
 
 MAX_ANCESTORS = 40
 MAX_DESCENDANTS = 4096
+MAX_PINS = 5  # posts pinned to one profile, as Mastodon's default
+
+
+def _pinnable(status: Status) -> bool:
+    return status.reblog_of_id is None and status.visibility != Visibility.DIRECT
 
 
 @dataclass
@@ -95,7 +100,7 @@ class PostService:
         accounts = self.stores.accounts.by_ids(tx, account_ids)
         content_ids = [everything[i].reblog_of_id or i for i in shown]
         marks = (self.stores.statuses.viewer_marks(tx, viewer_id, content_ids) if viewer_id
-                 else StatusMarks(set(), set(), set()))
+                 else StatusMarks(set(), set(), set(), set()))
 
         def view(status: Status) -> StatusView:
             return StatusView(
@@ -106,6 +111,8 @@ class PostService:
                 favourited=status.id in marks.favourited,
                 reblogged=status.id in marks.reblogged,
                 bookmarked=status.id in marks.bookmarked,
+                pinned=(status.id in marks.pinned if status.account_id == viewer_id
+                        and _pinnable(status) else None),
             )
 
         out = []
@@ -263,6 +270,7 @@ class PostService:
                             last_status_at=at),
             mentions=sorted({a.id: a for a in mentioned}.values(), key=lambda a: a.id),
             tags=sorted({t.id: t for t in tags}.values(), key=lambda t: t.id),
+            pinned=False if _pinnable(status) else None,
         )
 
     def _count_new_status(self, tx: Tx, author: Account, status: Status) -> None:
@@ -301,6 +309,7 @@ class PostService:
         stores = self.stores
         stores.favourites.delete_for_status(tx, status.id)
         stores.bookmarks.delete_for_status(tx, status.id)
+        stores.pins.delete_for_status(tx, status.id)
         tags = stores.tags.of_statuses(tx, [status.id]).get(status.id, [])
         stores.tags.unlink(tx, status.id)
         stores.notifications.delete_for_status(tx, status.id)
@@ -369,6 +378,45 @@ class PostService:
             return status.id
 
         return await self.get(await self.db.write(apply), account_id)
+
+    async def pin(self, account_id: int, status_id: int) -> StatusView:
+        """Pin one's own post to one's profile (at most ``MAX_PINS``; not a reblog or a
+        direct post), as in Mastodon; pinning it again changes nothing."""
+
+        def apply(tx: Tx) -> None:
+            status = self._visible_status(tx, status_id, account_id)
+            if status.account_id != account_id:
+                raise InvalidInput("Validation failed: You can only pin your own posts")
+            if status.reblog_of_id is not None:
+                raise InvalidInput("Validation failed: A boost cannot be pinned")
+            if status.visibility == Visibility.DIRECT:
+                raise InvalidInput("Validation failed: Direct posts cannot be pinned")
+            if (self.stores.pins.count(tx, account_id) >= MAX_PINS
+                    and status.id not in self.stores.pins.of_account(tx, account_id)):
+                raise InvalidInput(f"Validation failed: You can pin at most {MAX_PINS} posts")
+            self.stores.pins.insert(tx, account_id, status.id, new_id(), now_ms())
+
+        await self.db.write(apply)
+        return await self.get(status_id, account_id)
+
+    async def unpin(self, account_id: int, status_id: int) -> StatusView:
+        def apply(tx: Tx) -> None:
+            status = self._visible_status(tx, status_id, account_id)
+            self.stores.pins.delete(tx, account_id, status.id)
+
+        await self.db.write(apply)
+        return await self.get(status_id, account_id)
+
+    async def pinned(self, account_id: int, viewer_id: int | None) -> list[StatusView]:
+        """The posts ``account_id`` pinned that the viewer may see, most recently pinned
+        first."""
+
+        def read(tx: Tx) -> list[StatusView]:
+            if not self.stores.accounts.by_ids(tx, [account_id]):
+                raise NotFound()
+            return self.views(tx, self.stores.pins.of_account(tx, account_id), viewer_id)
+
+        return await self.db.read(read)
 
     async def bookmarks(self, account_id: int, page: Page) -> list[tuple[int, StatusView]]:
         """The viewer's bookmarked statuses, most recently bookmarked first."""

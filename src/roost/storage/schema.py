@@ -219,6 +219,18 @@ favourites = Table(
     Index("ix_favourites_account_id", "account_id", "id"),  # (an account's favourites list)
 )
 
+# Statuses an account pinned to its profile (its own; Mastodon's limit of 5).
+status_pins = Table(
+    "status_pins",
+    metadata,
+    Column("account_id", BigInteger, nullable=False),
+    Column("status_id", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "status_id"),
+    Index("ix_status_pins_status_id", "status_id"),
+)
+
 bookmarks = Table(
     "bookmarks",
     metadata,

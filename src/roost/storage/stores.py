@@ -18,6 +18,7 @@ from roost.storage.protocols import (
     MarkerStore,
     NotificationStore,
     OAuthStore,
+    PinStore,
     RaceStore,
     StateStore,
     StatusStore,
@@ -31,6 +32,7 @@ from roost.storage.sql.history import SqlFollowerHistoryStore
 from roost.storage.sql.jobs import SqlJobStore
 from roost.storage.sql.notifications import SqlNotificationStore
 from roost.storage.sql.oauth import SqlOAuthStore
+from roost.storage.sql.pins import SqlPinStore
 from roost.storage.sql.races import SqlRaceStore
 from roost.storage.sql.state import SqlStateStore
 from roost.storage.sql.statuses import SqlStatusStore
@@ -49,6 +51,7 @@ class Stores:
     statuses: StatusStore
     favourites: FavouriteStore
     bookmarks: BookmarkStore
+    pins: PinStore
     markers: MarkerStore
     tags: TagStore
     notifications: NotificationStore
@@ -71,6 +74,7 @@ def sql_stores() -> Stores:
         statuses=SqlStatusStore(),
         favourites=SqlFavouriteStore(),
         bookmarks=SqlBookmarkStore(),
+        pins=SqlPinStore(),
         markers=SqlMarkerStore(),
         tags=SqlTagStore(),
         notifications=SqlNotificationStore(),

@@ -17,6 +17,7 @@ from roost.domain.models import (
     Tag,
 )
 from roost.domain.oauth import IssuedToken
+from roost.domain.posts import MAX_PINS
 from roost.domain.races import RaceView
 from roost.domain.site import Site
 from roost.settings import Settings
@@ -149,6 +150,8 @@ def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObjec
         out["favourited"] = v.reblog.favourited
         out["reblogged"] = v.reblog.reblogged
         out["bookmarked"] = v.reblog.bookmarked
+    if v.pinned is not None:  # (only on the viewer's own posts, as in Mastodon)
+        out["pinned"] = v.pinned
     if with_source:
         out["text"] = s.text
     return out
@@ -246,7 +249,7 @@ def version_string() -> str:
 def _limits(settings: Settings) -> JsonObject:
     return {
         "urls": {"streaming": settings.base_url().replace("http", "ws", 1)},
-        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0,
+        "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS,
                      "max_display_name_length": 30, "max_note_length": 500,
                      "max_profile_fields": 4, "profile_field_name_limit": 255,
                      "profile_field_value_limit": 255},

@@ -191,3 +191,51 @@ def test_private_posts_cannot_be_reblogged_by_others(api: Api) -> None:
     assert refused.status_code == 403
     assert refused.json() == {"error": "This action is not allowed"}
     assert alice.post(f"/api/v1/statuses/{private['id']}/reblog").status_code == 200
+
+
+def test_pinned_posts(api: Api) -> None:
+    """As Mastodon: one's own posts (not a boost, not a direct post), at most 5, newest pin
+    first on the profile; ``pinned`` shows on one's own posts only."""
+    alice, bob = api.register("alice"), api.register("bob")
+    posts = [alice.post_status(f"post {i}") for i in range(6)]
+    assert posts[0]["pinned"] is False  # (pinnable, not pinned)
+    pinned = alice.post(f"/api/v1/statuses/{posts[0]['id']}/pin")
+    assert pinned.status_code == 200 and pinned.json()["pinned"] is True
+    assert_entity(pinned.json(), "Status")
+    assert alice.post(f"/api/v1/statuses/{posts[0]['id']}/pin").json()["pinned"] is True
+    for post in posts[1:5]:
+        assert alice.post(f"/api/v1/statuses/{post['id']}/pin").status_code == 200
+    too_many = alice.post(f"/api/v1/statuses/{posts[5]['id']}/pin")
+    assert too_many.status_code == 422 and "at most 5" in too_many.json()["error"]
+    profile = f"/api/v1/accounts/{alice.id}/statuses"
+    listed = api.client.get(profile, params={"pinned": "true"}).json()
+    assert [s["id"] for s in listed] == [p["id"] for p in posts[4::-1]]
+    assert all("pinned" not in s for s in listed)  # (not the viewer's own)
+    mine = alice.get(profile, params={"pinned": "true"}).json()
+    assert all(s["pinned"] is True for s in mine)
+    seen_by_bob = bob.get(f"/api/v1/statuses/{posts[0]['id']}").json()
+    assert "pinned" not in seen_by_bob
+    # Not someone else's post, a boost or a direct post; not a post one cannot see.
+    theirs = bob.post_status("bob's")
+    boost = alice.post(f"/api/v1/statuses/{theirs['id']}/reblog").json()
+    direct = alice.post_status("just us", visibility="direct")
+    for status_id in (theirs["id"], boost["id"], direct["id"]):
+        refused = alice.post(f"/api/v1/statuses/{status_id}/unpin")
+        assert refused.status_code == 200  # (unpinning what is not pinned changes nothing)
+        refused = alice.post(f"/api/v1/statuses/{status_id}/pin")
+        assert refused.status_code == 422, refused.text
+    assert "pinned" not in boost and "pinned" not in alice.get(
+        f"/api/v1/statuses/{direct['id']}").json()
+    assert bob.post(f"/api/v1/statuses/{direct['id']}/pin").status_code == 404
+    assert alice.post("/api/v1/statuses/1/pin").status_code == 404
+    # Unpinned and deleted posts leave the list; the freed place can be used again.
+    unpinned = alice.post(f"/api/v1/statuses/{posts[1]['id']}/unpin").json()
+    assert unpinned["pinned"] is False
+    alice.delete(f"/api/v1/statuses/{posts[2]['id']}")
+    assert alice.post(f"/api/v1/statuses/{posts[5]['id']}/pin").status_code == 200
+    listed = api.client.get(profile, params={"pinned": "true"}).json()
+    assert [s["id"] for s in listed] == [posts[5]["id"], posts[4]["id"], posts[3]["id"],
+                                         posts[0]["id"]]
+    assert api.client.get("/api/v1/accounts/1/statuses",
+                          params={"pinned": "true"}).status_code == 404
+    assert api.client.post(f"/api/v1/statuses/{posts[0]['id']}/pin").status_code == 401

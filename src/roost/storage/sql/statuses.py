@@ -25,13 +25,15 @@ _STATUS_COLUMNS: list[str] = [c.name for c in statuses.c]
 _StatusRow = namedtuple("_StatusRow", _STATUS_COLUMNS)  # type: ignore[misc]
 _BY_IDS = Raw(f"SELECT {', '.join(_STATUS_COLUMNS)} FROM statuses WHERE id IN ids(:ids)",
               lists=["ids"])
-# What the viewer favourited, reblogged and bookmarked, in one round trip for a page.
+# What the viewer favourited, reblogged, bookmarked and pinned, in one round trip for a page.
 _VIEWER_MARKS = Raw(
     "SELECT 0, status_id FROM favourites"
     " WHERE account_id = :viewer_id AND status_id IN ids(:ids)"
     " UNION ALL SELECT 1, reblog_of_id FROM statuses"
     " WHERE account_id = :viewer_id AND reblog_of_id IN ids(:ids)"
     " UNION ALL SELECT 2, status_id FROM bookmarks"
+    " WHERE account_id = :viewer_id AND status_id IN ids(:ids)"
+    " UNION ALL SELECT 3, status_id FROM status_pins"
     " WHERE account_id = :viewer_id AND status_id IN ids(:ids)", lists=["ids"])
 _INSERT = Raw(
     f"INSERT INTO statuses ({', '.join(_STATUS_COLUMNS)})"
@@ -201,10 +203,10 @@ class SqlStatusStore:
         ).scalars())
 
     def viewer_marks(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> StatusMarks:
-        marks = StatusMarks(set(), set(), set())
+        marks = StatusMarks(set(), set(), set(), set())
         if not ids:
             return marks
-        kinds = (marks.favourited, marks.reblogged, marks.bookmarked)
+        kinds = (marks.favourited, marks.reblogged, marks.bookmarked, marks.pinned)
         for kind, status_id in _VIEWER_MARKS.all(tx, {"viewer_id": viewer_id, "ids": ids}):
             kinds[kind].add(status_id)
         return marks

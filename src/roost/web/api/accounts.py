@@ -104,9 +104,12 @@ async def statuses(request: Request) -> Response:
     params = await read_params(request)
     account_id = path_id(request)
     page = page_from(params, STATUSES)
-    if params.bool("pinned", False) or params.bool("only_media", False):
+    if params.bool("pinned", False):  # (all of them: at most MAX_PINS, as Mastodon)
+        pinned = await roost.posts.pinned(account_id, viewer.id if viewer else None)
+        return Json([entities.status(roost.site, v) for v in pinned])
+    if params.bool("only_media", False):
         await roost.accounts.get(account_id)  # 404 for unknown accounts all the same
-        return Json([])  # Roost has neither pinned posts nor media: both lists are empty
+        return Json([])  # Roost has no media: the list is empty
     views = await roost.timelines.account(
         account_id, viewer.id if viewer else None, page,
         exclude_replies=bool(params.bool("exclude_replies", False)),

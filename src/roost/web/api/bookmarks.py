@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.clock import iso
 from roost.domain.errors import InvalidInput
+from roost.domain.models import Page, StatusView
+from roost.domain.posts import PostService
 from roost.web import entities
 from roost.web.auth import require_user, roost_of
 from roost.web.pagination import STATUSES, link_header, page_from
@@ -31,20 +35,24 @@ async def unbookmark(request: Request) -> Response:
 
 async def list_bookmarks(request: Request) -> Response:
     """The viewer's bookmarks, most recently bookmarked first."""
-    roost = roost_of(request)
-    viewer = await require_user(request, "read:bookmarks")
-    params = await read_params(request)
-    rows = await roost.posts.bookmarks(viewer.id, page_from(params, STATUSES))
-    return Json([entities.status(roost.site, v) for _, v in rows],
-                headers=link_header(request, [i for i, _ in rows]))
+    return await _marked_page(request, "read:bookmarks", PostService.bookmarks)
 
 
 async def list_favourites(request: Request) -> Response:
-    """The viewer's favourites, most recently favourited first (paged by favourite)."""
+    """The viewer's favourites, most recently favourited first."""
+    return await _marked_page(request, "read:favourites", PostService.favourites)
+
+
+MarkedPage = Callable[[PostService, int, Page], Awaitable[list[tuple[int, StatusView]]]]
+
+
+async def _marked_page(request: Request, scope: str, read: MarkedPage) -> Response:
+    """A page of the viewer's bookmarked or favourited statuses, paged (``Link``) by the
+    bookmark's or favourite's own id, as in Mastodon."""
     roost = roost_of(request)
-    viewer = await require_user(request, "read:favourites")
+    viewer = await require_user(request, scope)
     params = await read_params(request)
-    rows = await roost.posts.favourites(viewer.id, page_from(params, STATUSES))
+    rows = await read(roost.posts, viewer.id, page_from(params, STATUSES))
     return Json([entities.status(roost.site, v) for _, v in rows],
                 headers=link_header(request, [i for i, _ in rows]))
 

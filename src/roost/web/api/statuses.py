@@ -88,6 +88,20 @@ async def favourite(request: Request) -> Response:
                                                                          path_id(request))))
 
 
+async def pin(request: Request) -> Response:
+    """Pin one's own post to one's profile."""
+    roost = roost_of(request)
+    viewer = await require_user(request, "write:accounts")
+    return Json(entities.status(roost.site, await roost.posts.pin(viewer.id, path_id(request))))
+
+
+async def unpin(request: Request) -> Response:
+    roost = roost_of(request)
+    viewer = await require_user(request, "write:accounts")
+    return Json(entities.status(roost.site, await roost.posts.unpin(viewer.id,
+                                                                    path_id(request))))
+
+
 async def unfavourite(request: Request) -> Response:
     roost = roost_of(request)
     viewer = await require_user(request, "write:favourites")
@@ -141,6 +155,8 @@ routes = [
     Route("/api/v1/statuses/{id}/unfavourite", unfavourite, methods=["POST"]),
     Route("/api/v1/statuses/{id}/reblog", reblog, methods=["POST"]),
     Route("/api/v1/statuses/{id}/unreblog", unreblog, methods=["POST"]),
+    Route("/api/v1/statuses/{id}/pin", pin, methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unpin", unpin, methods=["POST"]),
     Route("/api/v1/statuses/{id}/favourited_by", favourited_by),
     Route("/api/v1/statuses/{id}/reblogged_by", reblogged_by),
 ]
