@@ -21,7 +21,7 @@ from roost.web.pages.common import (
     roost_of,
     safe_back,
 )
-from roost.web.pages.timelines import status_page, statuses_fragment
+from roost.web.pages.timelines import is_first_page, status_page, statuses_fragment
 from roost.web.params import Params
 from roost.web.times import time_param
 
@@ -41,17 +41,21 @@ async def relationship_with(request: Request, account: Account) -> Relationship 
 
 @page
 async def profile(request: Request, params: Params) -> Response:
-    """Display name, handle, bio, fields (the website link), counts, follow button, posts."""
+    """Display name, handle, bio, fields (the website link), counts, follow button, pinned
+    posts (on the first page), posts."""
     roost = roost_of(request)
     account = await account_named(request)
     viewer = me(request)
-    statuses = await roost.timelines.account(account.id, viewer.id if viewer else None,
-                                             status_page(params))
+    viewer_id = viewer.id if viewer else None
+    statuses = await roost.timelines.account(account.id, viewer_id, status_page(params))
     if params.bool("fragment"):
         return statuses_fragment(request, statuses)
+    pinned = (await roost.posts.pinned(account.id, viewer_id)
+              if is_first_page(params) else [])
     return render(request, "profile.html", {
         "account": account, "relationship": await relationship_with(request, account),
-        "statuses": statuses, "nav": "profile" if viewer and viewer.id == account.id else "",
+        "statuses": statuses, "pinned": pinned,
+        "nav": "profile" if viewer and viewer.id == account.id else "",
         "pager": pager(request, [v.status.id for v in statuses], STATUSES_PER_PAGE)})
 
 
