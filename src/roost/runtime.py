@@ -28,6 +28,7 @@ from roost.storage.stores import close_stores, stores_for
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 60.0
+HOME_STORE_CHECK_SECONDS = 10.0  # how soon a Redis that came back empty is noticed
 ROLLUP_SECONDS = 10.0
 RACE_REFRESH_SECONDS = 1.0
 RACE_SETTLE_MS = 2_000  # a write batch commits well within this on PostgreSQL
@@ -103,30 +104,36 @@ class Roost:
         close_stores(self.stores)
 
     async def run_background(self, job_poll_seconds: float = 1.0) -> None:
-        """Background work: jobs as they are enqueued, history rollups, races, timeline caps.
+        """Background work: jobs as they are enqueued, history rollups, races, timeline caps,
+        the home timeline store's health.
 
         Jobs committed in this process wake the job runner (or the relay to Redis) at once;
         ``job_poll_seconds`` is how soon the outbox is checked for jobs committed by other
         processes (a separate `roost worker` polls often, since every job it runs was
         enqueued elsewhere; stream messages wake a waiting consumer themselves)."""
         await asyncio.gather(self.jobs.run_forever(job_poll_seconds), self._maintain_forever(),
-                             self._roll_up_forever(), self._refresh_races_forever())
+                             self._check_home_store_forever(), self._roll_up_forever(),
+                             self._refresh_races_forever())
 
     async def maintain(self) -> None:
-        """Periodic housekeeping: notice a home timeline store that lost its timelines (and
-        recover them), cap every home timeline at ``home_timeline_size`` entries, and sweep
-        the web sessions unused for longer than their cookies last."""
-        await self.timelines.check_home_store()
+        """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries,
+        and sweep the web sessions unused for longer than their cookies last."""
         await self.db.write(
             lambda tx: self.stores.home.enforce_cap(tx, self.settings.home_timeline_size))
         await self.db.write(lambda tx: self.oauth.sweep_sessions(
             tx, self.settings.session_days * 86_400_000))
 
+    async def _check_home_store_forever(self) -> None:
+        """Notice a home timeline store that lost its timelines (and recover them): at once,
+        since a worker restarted with Redis may find them lost, then every few seconds."""
+        while True:
+            try:
+                await self.timelines.check_home_store()
+            except Exception as exc:  # (Redis or the database down: the next check retries)
+                log.warning("checking the home timeline store failed: %s", exc)
+            await asyncio.sleep(HOME_STORE_CHECK_SECONDS)
+
     async def _maintain_forever(self) -> None:
-        try:  # at once: a worker restarted with Redis may find the timelines lost
-            await self.timelines.check_home_store()
-        except Exception:
-            log.exception("checking the home timeline store failed")
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:

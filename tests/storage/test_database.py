@@ -336,15 +336,17 @@ def test_reads_run_at_most_read_threads_at_once(own_db: Callable[..., Database],
     expected = asked or (1 if database.is_sqlite else PG_READ_CONNECTIONS)
     assert database.read_threads == expected
     running, most = 0, 0
-    lock = threading.Lock()
+    changed = threading.Condition()
 
     def slow(tx: Tx) -> None:
+        """Hold the reader until ``expected`` run at once (a fixed sleep let the first ones
+        finish before the last started on a loaded machine), or 5 s have passed."""
         nonlocal running, most
-        with lock:
+        with changed:
             running += 1
             most = max(most, running)
-        time.sleep(0.02)
-        with lock:
+            changed.notify_all()
+            changed.wait_for(lambda: most >= expected, timeout=5)
             running -= 1
 
     async def main() -> None:

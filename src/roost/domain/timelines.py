@@ -116,6 +116,14 @@ class TimelineService:
         store without it lost its data since. The job is committed before the store gets its
         mark back, so a crash in between finds the loss again rather than forgetting it."""
 
+        def intact(tx: Tx) -> bool:
+            expected = self.stores.state.get(tx, HOME_EPOCH)
+            return expected is not None and self.stores.home.epoch(tx) == expected
+
+        # (a read first: the answer is nearly always yes, and the writer need not know)
+        if await self.db.read(intact, snapshot=False):
+            return False
+
         def check(tx: Tx) -> tuple[int | None, bool]:
             expected = self.stores.state.get(tx, HOME_EPOCH)
             found = self.stores.home.epoch(tx)

@@ -1,4 +1,5 @@
-"""Every error leaves as Mastodon's ``{"error": "..."}`` with a 4xx status, never a bare 500."""
+"""Every error leaves as Mastodon's ``{"error": "..."}`` with a 4xx status, never a bare 500;
+a storage outage is a 503 (retry), and only a bug a 500."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from roost.domain.accounts import ValidationFailed
 from roost.domain.errors import DomainError
 from roost.domain.oauth import OAuthError
+from roost.storage.unavailable import OUTAGE_TYPES, is_outage
 from roost.web.responses import Json, error
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,17 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     return error(message, exc.status_code, )
 
 
+async def outage_error(request: Request, exc: Exception) -> Response:
+    """503 for a database or Redis that cannot be reached (nothing was written: the
+    operation's transaction did not commit); any other database error is a bug, a 500."""
+    if not is_outage(exc):
+        raise exc
+    log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+    response = error("The service is unavailable for a moment; try again shortly", 503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error("Internal server error", 500)
@@ -46,5 +59,8 @@ HANDLERS = {
     DomainError: domain_error,
     OAuthError: oauth_error,
     HTTPException: http_error,
+    # (a handler of its own, not Exception's: Starlette re-raises what reaches that one after
+    # answering, and uvicorn then drops the client's kept-alive connection)
+    **{kind: outage_error for kind in OUTAGE_TYPES},
     Exception: unexpected_error,
 }
