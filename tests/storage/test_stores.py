@@ -383,6 +383,20 @@ def test_follow_relationship_lookups(h: Harness) -> None:
     assert h.read(h.s.follows.relations, viewer, []) == RelationshipFacts({}, set(), set(), set())
 
 
+def test_familiar_followers(h: Harness) -> None:
+    viewer, friend, other_friend, stranger, star, quiet = ids(6)
+    for followed in (friend, other_friend):
+        h.write(h.s.follows.insert, viewer, followed, new_id(), NOW, True, False)
+    for follower in (other_friend, stranger, friend):  # (friend's follow the most recent)
+        h.write(h.s.follows.insert, follower, star, new_id(), NOW, True, False)
+    h.write(h.s.follows.insert, viewer, star, new_id(), NOW, True, False)  # (not one's own)
+    assert h.read(h.s.follows.familiar_followers, viewer, [star, quiet], 40) == {
+        star: [friend, other_friend]}
+    assert h.read(h.s.follows.familiar_followers, viewer, [star], 1) == {star: [friend]}
+    assert h.read(h.s.follows.familiar_followers, viewer, [], 40) == {}
+    assert h.read(h.s.follows.familiar_followers, stranger, [star], 40) == {}
+
+
 def test_followed_with_unpushed(h: Harness) -> None:
     reader = make_account(h, "reader")
     celebrity = make_account(h, "celebrity")

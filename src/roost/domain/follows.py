@@ -23,6 +23,8 @@ from roost.ids import new_id
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
+FAMILIAR_LIMIT = 40  # familiar followers shown per account
+
 
 class FollowService:
     def __init__(self, db: Database, stores: Stores, *, counter_shards: int,
@@ -215,6 +217,19 @@ class FollowService:
         def read(tx: Tx) -> list[Relationship]:
             known = self.stores.accounts.by_ids(tx, ids)
             return self.relationships_in(tx, viewer_id, [i for i in ids if i in known])
+
+        return await self.db.read(read)
+
+    async def familiar_followers(self, viewer_id: int, ids: Sequence[int]
+                                 ) -> list[tuple[int, list[Account]]]:
+        """For each of ``ids``: the accounts the viewer follows that follow it (up to
+        ``FAMILIAR_LIMIT``, most recent follow first)."""
+
+        def read(tx: Tx) -> list[tuple[int, list[Account]]]:
+            found = self.stores.follows.familiar_followers(tx, viewer_id, ids, FAMILIAR_LIMIT)
+            accounts = self.stores.accounts.by_ids(
+                tx, {a for followers in found.values() for a in followers})
+            return [(i, [accounts[a] for a in found.get(i, []) if a in accounts]) for i in ids]
 
         return await self.db.read(read)
 

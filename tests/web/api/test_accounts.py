@@ -176,3 +176,26 @@ def test_account_statuses_filters(api: Api) -> None:
     assert len(bob.get(f"/api/v1/accounts/{alice.id}/statuses").json()) == 5
     assert bob.get(f"/api/v1/accounts/{alice.id}/statuses",
                    params={"pinned": "true"}).json() == []
+
+
+def test_familiar_followers(api: Api) -> None:
+    """Mastodon's "followed by people you follow": for each account asked, the accounts the
+    viewer follows that follow it."""
+    alice, bob, carol, dave, star = (api.register(n) for n in
+                                     ("alice", "bob", "carol", "dave", "star"))
+    for followed in (bob, carol):
+        alice.follow(followed)
+    for follower in (bob, dave, carol):
+        follower.follow(star)
+    found = alice.get("/api/v1/accounts/familiar_followers",
+                      params=[("id[]", star.id), ("id[]", dave.id), ("id[]", star.id)])
+    assert found.status_code == 200
+    body = found.json()
+    for entry in body:
+        assert_entity(entry, "FamiliarFollowers")
+    assert [(e["id"], [a["username"] for a in e["accounts"]]) for e in body] == [
+        (star.id, ["carol", "bob"]), (dave.id, [])]
+    too_many = [("id[]", str(n)) for n in range(1, 82)]
+    assert alice.get("/api/v1/accounts/familiar_followers", params=too_many).status_code == 422
+    assert api.client.get("/api/v1/accounts/familiar_followers",
+                          params={"id[]": star.id}).status_code == 401

@@ -23,6 +23,13 @@ _GET = Raw("SELECT show_reblogs, notify FROM follows"
 _FOLLOWING_OF = Raw("SELECT target_account_id, show_reblogs, notify FROM follows"
                     " WHERE account_id = :viewer_id AND target_account_id IN ids(:ids)",
                     lists=["ids"])
+# Who of the accounts the viewer follows follows each of ``ids``: from the viewer's follows
+# (hundreds at most) to each one's edge to the account, by primary key, never through the
+# account's followers (a celebrity has millions).
+_FAMILIAR = Raw("SELECT theirs.target_account_id, theirs.account_id FROM follows mine"
+                " JOIN follows theirs ON theirs.account_id = mine.target_account_id"
+                " WHERE mine.account_id = :viewer_id AND theirs.target_account_id IN ids(:ids)"
+                " ORDER BY theirs.target_account_id, theirs.id DESC", lists=["ids"])
 # The four facts behind a Relationship in one round trip: 1 the viewer follows (with the
 # options), 2 follows the viewer, 3 the viewer asked to follow, 4 asked to follow the viewer.
 _RELATIONS = Raw(
@@ -107,6 +114,19 @@ class SqlFollowStore:
             return {}
         rows = _FOLLOWING_OF.all(tx, {"viewer_id": viewer_id, "ids": ids})
         return {r[0]: (bool(r[1]), bool(r[2])) for r in rows}
+
+    def familiar_followers(self, tx: Tx, viewer_id: int, ids: Sequence[int],
+                           limit: int) -> dict[int, list[int]]:
+        """For each of ``ids``, up to ``limit`` of its followers the viewer follows, most
+        recent follow first."""
+        found: dict[int, list[int]] = {}
+        if not ids:
+            return found
+        for account_id, follower_id in _FAMILIAR.all(tx, {"viewer_id": viewer_id, "ids": ids}):
+            followers = found.setdefault(account_id, [])
+            if len(followers) < limit:
+                followers.append(follower_id)
+        return found
 
     def relations(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> RelationshipFacts:
         facts = RelationshipFacts({}, set(), set(), set())

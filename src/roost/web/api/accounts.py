@@ -172,6 +172,19 @@ async def relationships(request: Request) -> Response:
     return Json([entities.relationship(r) for r in found])
 
 
+async def familiar_followers(request: Request) -> Response:
+    """For each account asked (``id[]``), the accounts the viewer follows that follow it."""
+    roost = roost_of(request)
+    viewer = await require_user(request, "read:follows")
+    params = await read_params(request)
+    ids = list(dict.fromkeys(params.ids("id")))
+    if len(ids) > 80:
+        raise InvalidInput("Too many ids (at most 80)")
+    found = await roost.follows.familiar_followers(viewer.id, ids)
+    return Json([{"id": str(i), "accounts": [entities.account(roost.site, a) for a in accounts]}
+                 for i, accounts in found])
+
+
 async def get_accounts(request: Request) -> Response:
     """Several accounts by id (``id[]``)."""
     roost = roost_of(request)
@@ -191,6 +204,7 @@ routes = [
     Route("/api/v1/accounts/lookup", lookup),
     Route("/api/v1/accounts/search", search),
     Route("/api/v1/accounts/relationships", relationships),
+    Route("/api/v1/accounts/familiar_followers", familiar_followers),
     Route("/api/v1/accounts/{id}", get_account),
     Route("/api/v1/accounts/{id}/statuses", statuses),
     Route("/api/v1/accounts/{id}/followers", followers),
