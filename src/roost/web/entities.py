@@ -29,7 +29,37 @@ def _midnight(ms: int) -> str:
     return iso_date(ms) + "T00:00:00.000Z"
 
 
+# Rendering an entity is a fifth of a timeline read's CPU, and the same few authors and
+# recent posts appear on every page: both are kept rendered. An account's rendering is keyed
+# by every value it shows (a changed count or profile is a new key, never a stale entry); a
+# status's by its id and edit time, since all it shows but its counts and the viewer's marks
+# is fixed when it is posted. Full memos are emptied rather than kept in order: an entry is
+# cheap to render again and a hit must stay cheaper than any bookkeeping.
+MEMO_SIZE = 8192
+_accounts: dict[tuple[Any, ...], JsonObject] = {}
+_statuses: dict[tuple[str, int, int | None], JsonObject] = {}
+
+
 def account(site: Site, a: Account) -> JsonObject:
+    return dict(_account(site, a))
+
+
+def _account(site: Site, a: Account) -> JsonObject:
+    """The memoised rendering: shared, never to be changed by a caller."""
+    # (The site by its URL and domain: hashing the dataclass itself costs more than the rest.)
+    key = (site.base_url, site.domain, a.id, a.username, a.display_name, a.note, a.locked,
+           a.bot, a.discoverable,
+           a.created_at, a.last_status_at, a.followers_count, a.following_count,
+           a.statuses_count, *a.fields)
+    out = _accounts.get(key)
+    if out is None:
+        if len(_accounts) >= MEMO_SIZE:
+            _accounts.clear()
+        out = _accounts[key] = _render_account(site, a)
+    return out
+
+
+def _render_account(site: Site, a: Account) -> JsonObject:
     avatar = f"{site.base_url}/avatars/original/missing.png"
     header = f"{site.base_url}/headers/original/missing.png"
     return {
@@ -110,50 +140,62 @@ def full_tag(site: Site, t: Tag, following: bool = False) -> JsonObject:
 
 def status(site: Site, v: StatusView, *, with_source: bool = False) -> JsonObject:
     s = v.status
+    marks = v.reblog or v  # a boost shows the viewer's marks on the boosted post
     out: JsonObject = {
-        "id": str(s.id),
-        "created_at": iso(s.created_at),
-        "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
-        "in_reply_to_account_id": (str(s.in_reply_to_account_id)
-                                   if s.in_reply_to_account_id else None),
-        "sensitive": s.sensitive,
-        "spoiler_text": s.spoiler_text,
-        "visibility": s.visibility.value,
-        "language": s.language,
-        "uri": site.status_uri(v.account.username, s.id),
-        "url": site.status_url(v.account.username, s.id),
+        **_status_fixed(site, v),
         "replies_count": s.replies_count,
         "reblogs_count": s.reblogs_count,
         "favourites_count": s.favourites_count,
-        "edited_at": iso(s.edited_at) if s.edited_at else None,
-        "favourited": v.favourited,
-        "reblogged": v.reblogged,
-        "muted": False,
-        "bookmarked": v.bookmarked,
-        "content": s.content,
-        "filtered": [],
+        "favourited": marks.favourited,
+        "reblogged": marks.reblogged,
+        "bookmarked": marks.bookmarked,
         "reblog": status(site, v.reblog) if v.reblog else None,
-        "application": None,
-        "account": account(site, v.account),
-        "media_attachments": [],
-        "mentions": [
-            {"id": str(m.id), "username": m.username, "url": site.profile_url(m.username),
-             "acct": m.username}
-            for m in v.mentions
-        ],
-        "tags": [tag(site, t) for t in v.tags],
-        "emojis": [],
-        "card": None,
-        "poll": None,
+        "account": _account(site, v.account),
     }
-    if v.reblog:
-        out["favourited"] = v.reblog.favourited
-        out["reblogged"] = v.reblog.reblogged
-        out["bookmarked"] = v.reblog.bookmarked
     if v.pinned is not None:  # (only on the viewer's own posts, as in Mastodon)
         out["pinned"] = v.pinned
     if with_source:
         out["text"] = s.text
+    return out
+
+
+def _status_fixed(site: Site, v: StatusView) -> JsonObject:
+    """What a status shows that is fixed when it is posted (memoised: shared, never to be
+    changed by a caller)."""
+    s = v.status
+    key = (site.base_url, s.id, s.edited_at)
+    out = _statuses.get(key)
+    if out is None:
+        if len(_statuses) >= MEMO_SIZE:
+            _statuses.clear()
+        out = _statuses[key] = {
+            "id": str(s.id),
+            "created_at": iso(s.created_at),
+            "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id else None,
+            "in_reply_to_account_id": (str(s.in_reply_to_account_id)
+                                       if s.in_reply_to_account_id else None),
+            "sensitive": s.sensitive,
+            "spoiler_text": s.spoiler_text,
+            "visibility": s.visibility.value,
+            "language": s.language,
+            "uri": site.status_uri(v.account.username, s.id),
+            "url": site.status_url(v.account.username, s.id),
+            "edited_at": iso(s.edited_at) if s.edited_at else None,
+            "muted": False,
+            "content": s.content,
+            "filtered": [],
+            "application": None,
+            "media_attachments": [],
+            "mentions": [
+                {"id": str(m.id), "username": m.username, "url": site.profile_url(m.username),
+                 "acct": m.username}
+                for m in v.mentions
+            ],
+            "tags": [tag(site, t) for t in v.tags],
+            "emojis": [],
+            "card": None,
+            "poll": None,
+        }
     return out
 
 

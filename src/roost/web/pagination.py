@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-from starlette.datastructures import URL
 from starlette.requests import Request
 
 from roost.domain.models import Page
@@ -33,13 +32,13 @@ def link_header(request: Request, cursor_ids: Sequence[int]) -> dict[str, str]:
     newest first; none when the page is empty."""
     if not cursor_ids:
         return {}
-    url = URL(str(request.url))
+    url = request.url
+    base = f"{url.scheme}://{url.netloc}{url.path}?"
     kept = [(k, v) for k, v in request.query_params.multi_items()
             if k not in ("max_id", "since_id", "min_id")]
 
     def with_cursor(name: str, value: int) -> str:
-        query = urlencode([*kept, (name, str(value))])
-        return str(url.replace(query=query))
+        return base + urlencode([*kept, (name, str(value))])
 
     nxt = with_cursor("max_id", min(cursor_ids))
     prev = with_cursor("min_id", max(cursor_ids))
