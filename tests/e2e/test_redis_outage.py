@@ -2,7 +2,7 @@
 `redis-server` process on a free port, keeping nothing on disk, as this machine's does) is
 killed and started again empty. While it is down, what needs it is answered 503 in Mastodon's
 shape and nothing else breaks; once it is back, the loss is noticed and home timelines are
-rebuilt on their next read."""
+rebuilt on their next read, or at once for an account whose stream is open."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Account, Server, app_token, async_client, free_port, register_many
+from tests.e2e.test_streaming import RawSse
 from tests.pg_support import fresh_database
 from tests.services import unusable
 
@@ -63,9 +64,10 @@ def test_a_redis_outage_is_a_503_and_its_lost_timelines_come_back(
             async def sign_up() -> list[Account]:
                 async with async_client(server) as client:
                     return await register_many(client, await app_token(client),
-                                               ["author", "reader"])
+                                               ["author", "reader", "listener"])
 
-            author, reader = asyncio.run(sign_up())
+            author, reader, listener = asyncio.run(sign_up())
+            stream = RawSse(f"{server.url}/api/v1/streaming/user", listener.headers)
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 def home() -> httpx.Response:
                     return client.get("/api/v1/timelines/home", headers=reader.headers)
@@ -74,8 +76,10 @@ def test_a_redis_outage_is_a_503_and_its_lost_timelines_come_back(
                     return client.post("/api/v1/statuses", headers=author.headers,
                                        data={"status": text})
 
-                assert client.post(f"/api/v1/accounts/{author.id}/follow",
-                                   headers=reader.headers).status_code == 200
+                for follower in (reader, listener):
+                    assert client.post(f"/api/v1/accounts/{author.id}/follow",
+                                       headers=follower.headers).status_code == 200
+                stream.__enter__()  # the listener only listens, from now on
                 before = post("before the outage").json()["id"]
                 deadline = time.monotonic() + 30
                 while [s["id"] for s in home().json()] != [before]:
@@ -106,7 +110,21 @@ def test_a_redis_outage_is_a_503_and_its_lost_timelines_come_back(
                 while [s["id"] for s in home().json()] != [after, before]:
                     assert time.monotonic() < deadline
                     time.sleep(0.1)
+
+                # The listener was marked inactive with every account (the reader's 206 says
+                # the mark is done), but its stream is open: its account is revived, and the
+                # author's next posts reach it without it making a request.
+                def heard() -> set[str]:
+                    return {s["id"] for s in stream.payloads("update")}
+
+                assert before in heard()
+                later = [after]
+                while not heard() & set(later):
+                    assert time.monotonic() < deadline, server.log()
+                    time.sleep(0.5)
+                    later.append(post(f"later {len(later)}").json()["id"])
         finally:
+            stream.__exit__()
             server.stop()
             redis_server.kill()
             redis_server.wait()

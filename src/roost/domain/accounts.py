@@ -72,13 +72,36 @@ class AccountService:
             changes: dict[str, object] = {"last_active_at": now}
             if returning:
                 changes["home_rebuilding"] = True
-                self.stores.jobs.enqueue(tx, "rebuild_home",
-                                         {"account_id": account.id, "after": 0}, run_after=0)
+                self._enqueue_rebuild(tx, account.id)
             self.stores.accounts.update(tx, account.id, changes)
 
         await self.db.write(apply)
         account.last_active_at = now
         account.home_rebuilding = account.home_rebuilding or returning
+
+    async def revive(self, account: Account) -> None:
+        """Note that ``account``, whose stream is open, is active although it was marked
+        inactive behind its back (every account is, when the home timeline store loses its
+        timelines): its home timeline is rebuilt now, not at its next request. Once however
+        many of its streams ask."""
+        now = now_ms()
+
+        def apply(tx: Tx) -> bool:
+            current = self.stores.accounts.by_ids(tx, [account.id]).get(account.id)
+            if current is None or current.last_active_at >= now - self.inactive_ms:
+                return False  # gone, or already back
+            self._enqueue_rebuild(tx, account.id)
+            self.stores.accounts.update(tx, account.id,
+                                        {"last_active_at": now, "home_rebuilding": True})
+            return True
+
+        rebuilding = await self.db.write(apply)
+        account.last_active_at = now
+        account.home_rebuilding = account.home_rebuilding or rebuilding
+
+    def _enqueue_rebuild(self, tx: Tx, account_id: int) -> None:
+        self.stores.jobs.enqueue(tx, "rebuild_home", {"account_id": account_id, "after": 0},
+                                 run_after=0)
 
     async def register(self, username: str, email: str, password: str, *, agreement: bool,
                        locale: str = "en", is_admin: bool = False) -> Account:

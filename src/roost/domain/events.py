@@ -98,3 +98,9 @@ class SessionsEnded:
     pages opened end too. Sessions are named by the hash of their secret."""
 
     session_hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HomesMarked:
+    """After the home timeline store lost its timelines, every account has been marked as
+    back from inactivity (``TimelineService.homes_lost``): live home streams revive theirs."""

@@ -12,7 +12,7 @@ import secrets
 
 from roost.clock import now_ms
 from roost.domain.errors import NotFound
-from roost.domain.events import DeliveredHome, RemovedHome
+from roost.domain.events import DeliveredHome, HomesMarked, RemovedHome
 from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
 from roost.domain.posts import PostService
 from roost.storage.database import Database, Tx, emit
@@ -153,7 +153,10 @@ class TimelineService:
         after = int(payload["after"])  # type: ignore[call-overload]
         stale_at = int(payload["stale_at"])  # type: ignore[call-overload]
         last = self.stores.accounts.mark_inactive(tx, after, LOST_BATCH, stale_at)
-        return None if last is None else {**payload, "after": last}
+        if last is None:
+            emit(tx, HomesMarked())  # accounts with a stream open are active all the same
+            return None
+        return {**payload, "after": last}
 
     def fanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """Push a status into the next batch of followers' home timelines; resumable."""

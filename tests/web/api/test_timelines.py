@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from roost.domain.models import Page
 from roost.runtime import Roost
+from roost.web.streaming import routes as streaming_routes
 from tests.conftest import Api, wait_for_jobs
 
 
@@ -205,6 +207,60 @@ def test_inactive_followers_are_skipped_and_rebuilt_on_return(make_api: Any) -> 
     again = bob.get("/api/v1/timelines/home")
     assert again.status_code == 200
     assert _ids(again.json()) == [post["id"]]
+
+
+def _away(roost: Roost, account_id: str) -> None:
+    """The account was last seen longer ago than ROOST_INACTIVE_DAYS (as far as the
+    database knows: a process may remember otherwise)."""
+    roost.db.write_sync(lambda tx: roost.stores.accounts.update(
+        tx, int(account_id), {"last_active_at": 1}))
+
+
+def _home_ids(roost: Roost, account_id: str) -> set[str]:
+    rows = roost.db.read_sync(lambda tx: roost.stores.home.page(tx, int(account_id), Page()))
+    return {str(e.status_id) for e in rows}
+
+
+def test_an_account_marked_inactive_behind_its_open_stream_is_revived(make_api: Any) -> None:
+    api = make_api(auth_cache_seconds=0)
+    roost: Roost = api.roost
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    wait_for_jobs(roost)
+    streaming = roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(tx, [int(bob.id)]))
+    listener = streaming[int(bob.id)]  # the account as its stream knows it: active
+    _away(roost, bob.id)  # then marked inactive, as after a loss of the home timelines
+    missed = alice.post_status("while bob was marked away")
+    wait_for_jobs(roost)
+    assert missed["id"] not in _home_ids(roost, bob.id)
+
+    asyncio.run(roost.accounts.revive(listener))
+    asyncio.run(roost.accounts.revive(listener))  # a second stream of the same account
+    assert listener.home_rebuilding
+    wait_for_jobs(roost)
+    assert missed["id"] in _home_ids(roost, bob.id)  # rebuilt without a request of bob's
+    reached = alice.post_status("pushed again")
+    wait_for_jobs(roost)
+    assert reached["id"] in _home_ids(roost, bob.id)
+
+
+def test_an_open_stream_keeps_its_account_active(make_api: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming_routes, "HEARTBEAT_SECONDS", 0.05)
+    api = make_api(auth_cache_seconds=0)
+    roost: Roost = api.roost
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    wait_for_jobs(roost)
+    _away(roost, bob.id)
+    missed = alice.post_status("while bob was away")
+    wait_for_jobs(roost)
+    with api.client.websocket_connect(f"/api/v1/streaming?access_token={bob.token}"):
+        deadline = time.monotonic() + 10
+        while missed["id"] not in _home_ids(roost, bob.id):  # a beat noted bob back
+            assert time.monotonic() < deadline
+            wait_for_jobs(roost)
+            time.sleep(0.05)
 
 
 def test_pulled_authors_follow_the_home_rules_too(make_api: Any) -> None:

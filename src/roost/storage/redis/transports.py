@@ -32,6 +32,8 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError
 
@@ -89,6 +91,14 @@ def by_slot(channels: Iterable[str]) -> list[list[str]]:
     return list(slots.values())
 
 
+def _once_more() -> Retry:
+    """A command that met a dead connection is sent once more, on a new one: after Redis
+    restarted, every pooled connection is dead and the first message published on each would
+    be lost (a home stream's ``roost.revive`` among them). A publish whose reply alone was lost
+    is sent twice; clients see the message again, which is better than never."""
+    return Retry(NoBackoff(), 1)
+
+
 class OneServer:
     """Classic pub/sub on one Redis server."""
 
@@ -105,7 +115,7 @@ class OneServer:
         if self._client is None:
             self._client = aioredis.Redis.from_url(
                 self.url, decode_responses=True, client_name=self.client_name,
-                socket_keepalive=True)
+                socket_keepalive=True, retry=_once_more())
         return self._client
 
     async def start(self) -> None:
@@ -206,7 +216,7 @@ class ShardedCluster:
             host, _, port = node.rpartition(":")
             client = aioredis.Redis.from_url(
                 node_url(self.url, host.strip("[]"), int(port)), decode_responses=True,
-                client_name=self.client_name, socket_keepalive=True)
+                client_name=self.client_name, socket_keepalive=True, retry=_once_more())
             self._nodes[node] = client
         return client
 

@@ -4,13 +4,16 @@ Channels: ``timeline:<account>`` (home updates), ``notifications:<account>``,
 ``author:<account>`` (posts of pulled authors, which reach followers' streams through their
 subscription rather than one message per follower), ``public``, ``public:local``,
 ``hashtag:<tag>``, ``hashtag:local:<tag>``, ``roost:followers:<account>``, and
-``roost:pulled`` (authors that have just become pulled), ``roost:tokens`` (revoked tokens,
-for the web processes, never for a stream), ``access_token:<token>``, on which a token's
-revocation sends ``kill``: every stream opened with that token ends, as in Mastodon, and
-``web_session:<hash>``, the same for the streams a web session's pages opened.
+``roost:pulled`` (authors that have just become pulled), ``roost:homes`` (the home
+timeline store lost its timelines and every account was marked inactive), ``roost:tokens``
+(revoked tokens, for the web processes, never for a stream), ``access_token:<token>``, on
+which a token's revocation sends ``kill``: every stream opened with that token ends, as in
+Mastodon, and ``web_session:<hash>``, the same for the streams a web session's pages opened.
 
 A ``roost.resubscribe`` message (on ``timeline:<account>`` or ``roost:pulled``) is never sent
-to clients: it tells live home streams to re-check which pulled authors they listen to.
+to clients: it tells live home streams to re-check which pulled authors they listen to; nor
+is ``roost.revive`` (on ``roost:homes``), which tells them their account is active all the
+same (``AccountService.revive``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from roost.clock import iso
 from roost.domain.events import (
     DeliveredHome,
     FollowersChanged,
+    HomesMarked,
     MilestoneReached,
     NotificationCreated,
     PulledFollowChanged,
@@ -46,9 +50,11 @@ log = logging.getLogger(__name__)
 
 _INTERESTING = (StatusPosted, DeliveredHome, RemovedHome, StatusDeleted, NotificationCreated,
                 FollowersChanged, MilestoneReached, RaceUpdated, PulledFollowChanged,
-                TokenRevoked, SessionsEnded)
+                TokenRevoked, SessionsEnded, HomesMarked)
 RESUBSCRIBE = "roost.resubscribe"
 PULLED_CHANNEL = "roost:pulled"
+REVIVE = "roost.revive"
+HOMES_CHANNEL = "roost:homes"
 # Revoked tokens' ids, for every web process to forget them (``forget_revoked_tokens``);
 # never a stream's channel.
 TOKENS_CHANNEL = "roost:tokens"
@@ -159,6 +165,8 @@ class Publisher:
                 channel = (PULLED_CHANNEL if event.follower_id is None
                            else f"timeline:{event.follower_id}")
                 await self.pubsub.publish(channel, message(RESUBSCRIBE, str(event.author_id)))
+            elif isinstance(event, HomesMarked):
+                await self.pubsub.publish(HOMES_CHANNEL, message(REVIVE, ""))
             elif isinstance(event, TokenRevoked):
                 await self.pubsub.publish(TOKENS_CHANNEL, str(event.token_id))
                 await self.pubsub.publish(token_channel(event.token_id), message(KILL, ""))

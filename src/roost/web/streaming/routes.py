@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -22,12 +23,16 @@ from roost.web.auth import INVALID_TOKEN, authenticated
 from roost.web.pages.session import session_secret, stream_account
 from roost.web.params import read_params
 from roost.web.streaming.publisher import (
+    HOMES_CHANNEL,
     KILL,
     PULLED_CHANNEL,
     RESUBSCRIBE,
+    REVIVE,
     session_channel,
     token_channel,
 )
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 PUBLIC_STREAMS = {"public": ["public"], "public:local": ["public:local"], "public:remote": []}
@@ -63,7 +68,7 @@ async def channels_for(roost: Roost, stream: str, account: Account | None,
             return [f"notifications:{account.id}"]
         pulled = await roost.timelines.pulled_authors(account.id)
         return [f"timeline:{account.id}", f"notifications:{account.id}", PULLED_CHANNEL,
-                *(f"author:{a}" for a in pulled)]
+                HOMES_CHANNEL, *(f"author:{a}" for a in pulled)]
     raise BadRequest("Unknown stream type")
 
 
@@ -94,7 +99,27 @@ def _check_scope(auth: Authenticated | None, stream: str) -> None:
             raise Forbidden("This action is outside the authorized scopes")
 
 
-async def _sse_events(subscription: Subscription,
+async def _keep_active(roost: Roost, account: Account | None) -> None:
+    """An open stream keeps its account active, as a request does (at most one write an
+    hour): a client that only listens is a user all the same, and fan-out must reach it."""
+    if account is not None:
+        try:
+            await roost.accounts.touch(account)
+        except Exception:  # (the database is down: the stream stays, the next beat retries)
+            log.warning("noting the stream's account as active failed", exc_info=True)
+
+
+async def _revive(roost: Roost, account: Account | None) -> None:
+    """Every account was just marked inactive (the home timeline store lost its timelines):
+    this stream's is not, and its home timeline is rebuilt now."""
+    if account is not None:
+        try:
+            await roost.accounts.revive(account)
+        except Exception:  # (its next request rebuilds it, as for any other account)
+            log.warning("reviving the stream's account failed", exc_info=True)
+
+
+async def _sse_events(roost: Roost, account: Account | None, subscription: Subscription,
                       resubscribe: Callable[[], Awaitable[None]] | None = None,
                       ) -> AsyncIterator[bytes]:
     yield b":)\n\n"
@@ -103,6 +128,7 @@ async def _sse_events(subscription: Subscription,
             try:
                 _, text = await asyncio.wait_for(subscription.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
+                await _keep_active(roost, account)
                 yield b":thump\n\n"
                 continue
             except Overflowed:
@@ -113,6 +139,9 @@ async def _sse_events(subscription: Subscription,
             if body["event"] == RESUBSCRIBE:
                 if resubscribe is not None:
                     await resubscribe()
+                continue
+            if body["event"] == REVIVE:
+                await _revive(roost, account)
                 continue
             yield f"event: {body['event']}\ndata: {body['payload']}\n\n".encode()
     finally:
@@ -143,7 +172,8 @@ def sse_endpoint(stream: str) -> Callable[[Request], Awaitable[Response]]:
             await subscription.add([c for c in fresh if c not in channels])
             channels = fresh
 
-        events = _sse_events(subscription, resubscribe if stream == "user" else None)
+        events = _sse_events(roost, account, subscription,
+                             resubscribe if stream == "user" else None)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
@@ -243,6 +273,9 @@ async def websocket(ws: WebSocket) -> None:
             if body["event"] == RESUBSCRIBE:
                 await resubscribe()
                 continue
+            if body["event"] == REVIVE:
+                await _revive(roost, account)
+                continue
             # none: unsubscribed while the message was queued
             for key in list(channel_streams.get(channel, ())):
                 await ws.send_text(orjson.dumps({"stream": list(key), "event": body["event"],
@@ -275,7 +308,13 @@ async def websocket(ws: WebSocket) -> None:
                         ws.query_params.get("account_id") or ws.query_params.get("race_id"))
     # Whichever ends first (the client leaves, or falls too far behind) ends the connection.
     # Keep-alive is the server's ping frames (uvicorn's): Mastodon sends text frames only.
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(receive())]
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await _keep_active(roost, account)
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(receive()),
+             asyncio.create_task(beat())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
