@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -28,6 +29,8 @@ from roost.storage.database import (
 )
 from roost.storage.schema import metadata, tags
 from roost.storage.sql.raw import Raw
+from roost.storage.unavailable import is_outage
+from tests.pg_support import PG_ADMIN, fresh_database
 
 
 def _insert(tag_id: int, *, event: object = None) -> Callable[[Tx], int]:
@@ -617,6 +620,33 @@ def test_postgresql_reads_survive_lost_connections(postgresql_url: str) -> None:
             assert database.read_sync(backend) not in pids
     finally:
         database.close()
+
+
+def test_the_writer_outlives_a_database_that_goes_away_and_comes_back() -> None:
+    """The writer's connection is ended by the server and no new one can be opened (a
+    restart under way): the writes meanwhile fail as an outage (a 503), and once the
+    database takes connections again the next write commits, on the same writer."""
+    with fresh_database("roost_writer") as url:
+        name = url.rsplit("/", 1)[1]
+        database = Database(url)
+        try:
+            def one(tx: Tx) -> int:
+                value: int = tx.execute(text("SELECT 1")).scalar_one()
+                return value
+
+            assert database.write_sync(one) == 1
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE datname = %s", [name])
+                for _ in range(2):  # the lost connection, then a refused one
+                    with pytest.raises(DBAPIError) as refused:
+                        database.submit(one).result(timeout=10)
+                    assert is_outage(refused.value)
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert database.submit(one).result(timeout=10) == 1
+        finally:
+            database.close()
 
 
 class Outside:

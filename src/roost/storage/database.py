@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -321,7 +322,7 @@ class Database:
         return op.future
 
     def _write_loop(self) -> None:
-        conn = self.write_engine.connect()
+        conn: Connection | None = None
         try:
             while True:
                 first = self._queue.get()
@@ -338,18 +339,33 @@ class Database:
                         stop = True
                         break
                     batch.append(nxt)
-                conn = self._commit_batch(conn, batch)
+                try:
+                    conn = self._commit_batch(conn, batch)
+                except BaseException as exc:  # a bug: the writer must outlive it all the same
+                    log.exception("write batch of %d failed unexpectedly", len(batch))
+                    _fail_unsettled(batch, exc)
+                    _discard(conn)
+                    conn = None
                 if stop:
                     return
         finally:
-            conn.close()
+            _discard(conn)
 
-    def _commit_batch(self, conn: Connection, batch: list[_WriteOp]) -> Connection:
+    def _commit_batch(self, conn: Connection | None, batch: list[_WriteOp]
+                      ) -> Connection | None:
+        """Run ``batch`` on ``conn`` (a new connection when None) and settle every
+        operation's future; the connection to use next (None: open a new one)."""
         # A caller may have given up on an operation still in the queue (its future was
         # cancelled): skip it; the others can no longer be cancelled once marked running.
         batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
         if not batch:
             return conn
+        if conn is None:
+            try:
+                conn = self.write_engine.connect()
+            except BaseException as exc:  # the database is unreachable (an outage: a 503)
+                _fail_unsettled(batch, exc)
+                return None
         events: list[object] = []
         conn.info[_EVENTS] = events
         outcomes: list[tuple[bool, Any]] = []
@@ -374,7 +390,10 @@ class Database:
             errors += [exc] * (len(batch) - len(outcomes))
             outcomes = [(False, error) for error in errors]
             if conn.invalidated or conn.closed:
-                conn = self.write_engine.connect()
+                # The connection was lost (the database restarted, or ended it): the next
+                # batch opens a new one, or fails as this one did while the database is down.
+                _discard(conn)
+                conn = None
         else:
             for callback in self._after_commit:
                 try:
@@ -500,3 +519,16 @@ def _transient(exc: BaseException) -> bool:
 
 class _OperationFailed(Exception):
     """An operation of an optimistic (savepoint-free) batch failed: run it again isolated."""
+
+
+def _fail_unsettled(batch: list[_WriteOp], exc: BaseException) -> None:
+    for op in batch:
+        if not op.future.done():
+            op.future.set_exception(exc)
+
+
+def _discard(conn: Connection | None) -> None:
+    """Close ``conn`` if any, whatever state it is in."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
