@@ -104,10 +104,11 @@ class Settings(BaseSettings):
         ge=0,
     )
     job_lease_seconds: float = Field(
-        60.0,
+        15.0,
         description="How long a worker holds a claimed job (a leased outbox row, or a stream "
-        "message pending for it); if it dies, another worker runs the job again after this "
-        "(each step must finish well within it).",
+        "message pending for it); if it dies, another worker (or itself, restarted) runs the "
+        "job again after this, so it is also how late the fan-outs a crash interrupted "
+        "resume. Each step must finish well within it (a step takes milliseconds).",
     )
     inactive_days: float = Field(
         30.0,

@@ -175,7 +175,7 @@ class RedisStreamQueue:
     """``JobQueue`` on a Redis Stream and consumer group, fed from the outbox ``store``."""
 
     def __init__(self, client: Client, db: Database, store: JobStore, *, prefix: str = "roost:",
-                 lease_ms: int = 60_000, consumer: str | None = None) -> None:
+                 lease_ms: int = 15_000, consumer: str | None = None) -> None:
         self.client = client
         self.db = db
         self.store = store
@@ -197,7 +197,7 @@ class RedisStreamQueue:
 
     @classmethod
     def from_url(cls, url: str, db: Database, store: JobStore, *, prefix: str = "roost:",
-                 lease_ms: int = 60_000, cluster: bool = False) -> RedisStreamQueue:
+                 lease_ms: int = 15_000, cluster: bool = False) -> RedisStreamQueue:
         """A queue on the server at ``url`` (or the Redis Cluster it belongs to). A command
         that meets a dropped connection is retried a few times on a new one, quickly: the
         relay runs in the database's writer thread and must not hold it long."""
