@@ -30,6 +30,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -360,6 +361,9 @@ class Database:
         batch = [op for op in batch if op.future.set_running_or_notify_cancel()]
         if not batch:
             return conn
+        if conn is not None and not self.is_sqlite and _ended_by_server(conn):
+            _discard(conn)  # (found before the batch runs on it: the batch needs no retry)
+            conn = None
         if conn is None:
             try:
                 conn = self.write_engine.connect()
@@ -532,3 +536,19 @@ def _discard(conn: Connection | None) -> None:
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _ended_by_server(conn: Connection) -> bool:
+    """Whether the server has ended this idle connection (it restarted, or timed the session
+    out): an idle connection is sent nothing, so a socket with something to read, the
+    server's farewell or the end of the stream, has been ended. One non-blocking poll, where a
+    ping would cost a round trip per batch. (Rarely the server tells an idle session that a
+    reported setting changed, after a configuration reload: one needless reconnection.)"""
+    try:
+        driver = conn.connection.driver_connection
+        if driver is None or driver.closed or driver.broken:
+            return True
+        readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
+        return bool(readable)
+    except Exception:
+        return True
