@@ -167,6 +167,23 @@ async def register_many(client: httpx.AsyncClient, token: str, usernames: list[s
     return list(await asyncio.gather(*(one(u) for u in usernames)))
 
 
+def sign_up(server: Server, usernames: list[str]) -> list[Account]:
+    """Register ``usernames`` on a running server, from synchronous test code."""
+    async def run() -> list[Account]:
+        async with async_client(server) as client:
+            return await register_many(client, await app_token(client), usernames)
+
+    return asyncio.run(run())
+
+
+def home_of(client: httpx.Client, reader: Account) -> httpx.Response:
+    return client.get("/api/v1/timelines/home", headers=reader.headers)
+
+
+def post_as(client: httpx.Client, author: Account, text: str) -> httpx.Response:
+    return client.post("/api/v1/statuses", headers=author.headers, data={"status": text})
+
+
 async def get_all(client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None,
                   params: dict[str, Any] | None = None) -> list[Any]:
     """Every item of a Mastodon list endpoint, following the Link rel="next" headers."""

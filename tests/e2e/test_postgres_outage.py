@@ -5,7 +5,7 @@ reads, writes and background fan-out work again without restarting Roost."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import glob
 import os
 import shutil
@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Account, Server, app_token, async_client, free_port, register_many
+from tests.e2e.conftest import Server, free_port, home_of, post_as, sign_up
 from tests.services import unusable
 
 
@@ -85,19 +85,10 @@ def test_a_postgresql_outage_is_a_503_and_everything_works_after_it(
         "ROOST_DATABASE_URL": own_postgres.url, "ROOST_AUTH_CACHE_SECONDS": "0"})
     server.start()
     try:
-        async def sign_up() -> list[Account]:
-            async with async_client(server) as client:
-                return await register_many(client, await app_token(client),
-                                           ["author", "reader"])
-
-        author, reader = asyncio.run(sign_up())
+        author, reader = sign_up(server, ["author", "reader"])
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            def home() -> httpx.Response:
-                return client.get("/api/v1/timelines/home", headers=reader.headers)
-
-            def post(text: str) -> httpx.Response:
-                return client.post("/api/v1/statuses", headers=author.headers,
-                                   data={"status": text})
+            home = functools.partial(home_of, client, reader)
+            post = functools.partial(post_as, client, author)
 
             def home_becomes(ids: list[str]) -> None:
                 deadline = time.monotonic() + 30

@@ -6,7 +6,7 @@ rebuilt on their next read, or at once for an account whose stream is open."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import shutil
 import subprocess
 import time
@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.conftest import Account, Server, app_token, async_client, free_port, register_many
+from tests.e2e.conftest import Server, free_port, home_of, post_as, sign_up
 from tests.e2e.test_streaming import RawSse
 from tests.pg_support import fresh_database
 from tests.services import unusable
@@ -61,20 +61,11 @@ def test_a_redis_outage_is_a_503_and_its_lost_timelines_come_back(
             "ROOST_AUTH_CACHE_SECONDS": "0"})
         server.start()
         try:
-            async def sign_up() -> list[Account]:
-                async with async_client(server) as client:
-                    return await register_many(client, await app_token(client),
-                                               ["author", "reader", "listener"])
-
-            author, reader, listener = asyncio.run(sign_up())
+            author, reader, listener = sign_up(server, ["author", "reader", "listener"])
             stream = RawSse(f"{server.url}/api/v1/streaming/user", listener.headers)
             with httpx.Client(base_url=server.url, timeout=30) as client:
-                def home() -> httpx.Response:
-                    return client.get("/api/v1/timelines/home", headers=reader.headers)
-
-                def post(text: str) -> httpx.Response:
-                    return client.post("/api/v1/statuses", headers=author.headers,
-                                       data={"status": text})
+                home = functools.partial(home_of, client, reader)
+                post = functools.partial(post_as, client, author)
 
                 for follower in (reader, listener):
                     assert client.post(f"/api/v1/accounts/{author.id}/follow",
