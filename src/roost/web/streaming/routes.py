@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -123,16 +124,22 @@ async def _sse_events(roost: Roost, account: Account | None, subscription: Subsc
                       resubscribe: Callable[[], Awaitable[None]] | None = None,
                       ) -> AsyncIterator[bytes]:
     yield b":)\n\n"
+    # (by the clock, not only when the stream is quiet: a busy stream's account is active too)
+    next_beat = time.monotonic() + HEARTBEAT_SECONDS
     try:
         while True:
             try:
                 _, text = await asyncio.wait_for(subscription.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
-                await _keep_active(roost, account)
-                yield b":thump\n\n"
-                continue
+                text = None
             except Overflowed:
                 return
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                await _keep_active(roost, account)
+            if text is None:
+                yield b":thump\n\n"
+                continue
             body = orjson.loads(text)  # payloads are JSON text or an id: never a newline
             if body["event"] == KILL:  # its token was revoked or its session ended
                 return
