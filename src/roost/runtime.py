@@ -69,7 +69,8 @@ class Roost:
         inactive_ms = int(settings.inactive_days * 86_400_000)
         self.accounts = AccountService(self.db, self.stores,
                                        on_unlock=self.follows.accept_all_requests,
-                                       inactive_ms=inactive_ms)
+                                       inactive_ms=inactive_ms,
+                                       password_hashing=settings.password_hashing)
         self.timelines = TimelineService(self.db, self.stores, self.posts,
                                          home_size=settings.home_timeline_size,
                                          fanout_batch=settings.fanout_batch_size,

@@ -147,7 +147,7 @@ class Recorder(StreamListener):  # type: ignore[misc]
         return next(d for n, d in self.events if n == "update" and str(d["id"]) == status_id)
 
 
-def _close_sse(handle: Any) -> None:
+def close_sse(handle: Any) -> None:
     """Close a Mastodon.py SSE handle at once: its reader thread sits in a blocking read that
     ``close()`` alone only ends at the next heartbeat (15 s), so shut the socket down first."""
     handle.closed = True
@@ -169,7 +169,7 @@ def sse(open_stream: Callable[[Recorder], Any]) -> Iterator[Recorder]:
         wait_until(recorder.connected.is_set, "the stream to connect")
         yield recorder
     finally:
-        _close_sse(handle)
+        close_sse(handle)
 
 
 class RawSse:

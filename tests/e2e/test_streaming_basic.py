@@ -11,6 +11,7 @@ import pytest
 from mastodon import Mastodon, StreamListener
 
 from tests.e2e.conftest import Server
+from tests.e2e.test_streaming import close_sse
 
 
 class Recorder(StreamListener):  # type: ignore[misc]
@@ -61,7 +62,7 @@ def test_user_stream_with_mastodon_py(any_server: Server) -> None:
         alice.status_delete(posted["id"])
         _wait_for(recorder, 4)
     finally:
-        handle.close()
+        close_sse(handle)
     assert ("update", posted["id"]) in recorder.events
     assert ("update", own["id"]) in recorder.events
     assert ("notification", "favourite") in recorder.events

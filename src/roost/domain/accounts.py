@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio.to_thread
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from roost.clock import now_ms
@@ -26,7 +26,20 @@ MAX_DISPLAY_NAME = 30
 MAX_NOTE = 500
 TOUCH_EVERY_MS = 3_600_000
 
-_hasher = PasswordHasher()
+
+
+# ROOST_PASSWORD_HASHING=fast: one pass over 1 MiB (~1 ms), with full-length salt and hash
+# (argon2-cffi's CHEAPEST profile keeps a 4-byte hash: a wrong password would match one time
+# in 2**32).
+FAST_HASHING = replace(profiles.RFC_9106_LOW_MEMORY, time_cost=1, memory_cost=1024,
+                       parallelism=1)
+
+
+def password_hasher(strength: str) -> PasswordHasher:
+    """argon2id for ``ROOST_PASSWORD_HASHING``: ``strong`` (RFC 9106's low-memory profile,
+    argon2-cffi's default) or ``fast`` (tests and demo data only)."""
+    return PasswordHasher.from_parameters(FAST_HASHING if strength == "fast"
+                                          else profiles.RFC_9106_LOW_MEMORY)
 
 
 class ValidationFailed(InvalidInput):
@@ -52,9 +65,13 @@ class ProfileChanges:
 class AccountService:
     def __init__(self, db: Database, stores: Stores,
                  on_unlock: Callable[[Tx, int], None] | None = None,
-                 inactive_ms: int = 30 * 86_400_000) -> None:
+                 inactive_ms: int = 30 * 86_400_000,
+                 password_hashing: str = "strong") -> None:
         self.db = db
         self.stores = stores
+        self.hasher = password_hasher(password_hashing)
+        # Sign-ins bring older hashes up to the strong parameters, never down to fast ones.
+        self.rehash_on_sign_in = password_hashing == "strong"
         self.on_unlock = on_unlock
         """Called in the same transaction when a locked account unlocks (accepts requests)."""
         self.inactive_ms = inactive_ms
@@ -121,7 +138,7 @@ class AccountService:
             details["locale"] = [{"error": "ERR_INVALID", "description": "is not a language"}]
         if details:
             raise ValidationFailed(details)
-        password_hash = await anyio.to_thread.run_sync(_hasher.hash, password)
+        password_hash = await anyio.to_thread.run_sync(self.hasher.hash, password)
         account = Account(
             id=new_id(), username=username, display_name="", note="", fields=[], locked=False,
             bot=False, discoverable=True, created_at=now_ms(), last_status_at=None, email=email,
@@ -199,18 +216,32 @@ class AccountService:
 
         account, password_hash = await self.db.read(find)
         if account is None or not password_hash:
-            await anyio.to_thread.run_sync(_hasher.hash, password)  # same time either way
+            await anyio.to_thread.run_sync(self.hasher.hash, password)  # same time either way
             return None
         try:
-            await anyio.to_thread.run_sync(_hasher.verify, password_hash, password)
+            await anyio.to_thread.run_sync(self.hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
+        if self.rehash_on_sign_in and self.hasher.check_needs_rehash(password_hash):
+            # Made under other parameters (ROOST_PASSWORD_HASHING changed, or argon2's
+            # recommendation did): this is the one moment the password is known.
+            await self._upgrade_hash(account.id, password_hash, password)
         return account
+
+    async def _upgrade_hash(self, account_id: int, old_hash: str, password: str) -> None:
+        new_hash = await anyio.to_thread.run_sync(self.hasher.hash, password)
+
+        def apply(tx: Tx) -> None:
+            # Unless the password changed meanwhile: its new hash must stay.
+            if self.stores.accounts.password_hash(tx, account_id) == old_hash:
+                self.stores.accounts.update(tx, account_id, {"password_hash": new_hash})
+
+        await self.db.write(apply)
 
     async def change_password(self, account_id: int, password: str) -> None:
         if len(password) < 8 or len(password) > 72:
             raise InvalidInput("Validation failed: Password must be between 8 and 72 characters")
-        password_hash = await anyio.to_thread.run_sync(_hasher.hash, password)
+        password_hash = await anyio.to_thread.run_sync(self.hasher.hash, password)
         await self.db.write(
             lambda tx: self.stores.accounts.update(tx, account_id, {"password_hash": password_hash})
         )

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 from starlette.testclient import TestClient
 
-from tests.conftest import Api, assert_entity
+from tests.conftest import Api, assert_entity, on_app_loop
 
 REDIRECT = "http://localhost:9999/callback"
 
@@ -236,11 +236,10 @@ def test_token_errors_and_scopes(api: Api, client: TestClient) -> None:
 
 
 def test_sub_scopes_are_enforced(api: Api, client: TestClient, roost: Any) -> None:
-    import asyncio
-
     user = api.register("alice")
     account_id = int(user.id)
-    issued = asyncio.run(roost.oauth.token_for(None, account_id, ["read:statuses"]))
+    issued = on_app_loop(client, roost.oauth.token_for, None, account_id,
+                         ["read:statuses"])
     headers = {"Authorization": f"Bearer {issued.access_token}"}
     assert client.get("/api/v1/timelines/home", headers=headers).status_code == 200
     assert client.get("/api/v1/notifications", headers=headers).status_code == 403

@@ -3,7 +3,6 @@ rest in the database (see tests/redis_support.py for the Redis the tests use).""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from roost.storage.redis.pubsub import RedisPubSub
 from roost.storage.redis.timelines import RedisHomeTimelineStore
 from roost.storage.schema import home_timeline
 from roost.web.streaming.publisher import message
-from tests.conftest import Api, wait_for_jobs
+from tests.conftest import Api, on_app_loop, wait_for_jobs
 
 
 @pytest.fixture
@@ -92,14 +91,14 @@ def test_home_timelines_lost_with_redis_are_rebuilt(rapi: Api, raw: redis.Redis,
     before = alice.post_status("before the loss")
     wait_for_jobs(roost)
     assert _ids(bob.get("/api/v1/timelines/home").json()) == [before["id"]]
-    assert asyncio.run(roost.timelines.check_home_store()) is False  # (intact)
+    assert on_app_loop(rapi.client, roost.timelines.check_home_store) is False  # (intact)
 
     raw.delete(*raw.scan_iter(match=f"{redis_prefix}*"))
     unnoticed = carol.post_status("while the loss went unnoticed")
     wait_for_jobs(roost)
-    assert asyncio.run(roost.timelines.check_home_store()) is True
+    assert on_app_loop(rapi.client, roost.timelines.check_home_store) is True
     wait_for_jobs(roost)
-    assert asyncio.run(roost.timelines.check_home_store()) is False  # (once)
+    assert on_app_loop(rapi.client, roost.timelines.check_home_store) is False  # (once)
     roost.oauth.recent.clear()  # (as after ROOST_AUTH_CACHE_SECONDS)
 
     first = bob.get("/api/v1/timelines/home")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from roost.domain.models import Page
 from roost.runtime import Roost
 from roost.web.streaming import routes as streaming_routes
-from tests.conftest import Api, wait_for_jobs
+from tests.conftest import Api, on_app_loop, wait_for_jobs
 
 
 def _ids(statuses: list[dict[str, Any]]) -> list[str]:
@@ -24,8 +23,8 @@ def test_home_timelines_in_the_database_are_never_found_lost(api: Api, roost: Ro
     bob = api.register("bob")
     active_at = roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(
         tx, [int(bob.id)]))[int(bob.id)].last_active_at
-    assert asyncio.run(roost.timelines.check_home_store()) is False
-    assert asyncio.run(roost.timelines.check_home_store()) is False
+    assert on_app_loop(api.client, roost.timelines.check_home_store) is False
+    assert on_app_loop(api.client, roost.timelines.check_home_store) is False
     wait_for_jobs(roost)
     assert roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(
         tx, [int(bob.id)]))[int(bob.id)].last_active_at == active_at
@@ -170,15 +169,13 @@ def test_celebrity_posts_are_merged_at_read_time(make_api: Any,
 
 
 def test_home_timelines_are_capped(make_api: Any) -> None:
-    import asyncio
-
     api = make_api(home_timeline_size=5)
     roost: Roost = api.roost
     alice, bob = api.register("alice"), api.register("bob")
     bob.follow(alice)
     posts = [alice.post_status(f"post {i}")["id"] for i in range(8)]
     wait_for_jobs(roost)
-    asyncio.run(roost.maintain())
+    on_app_loop(api.client, roost.maintain)
     home = bob.get("/api/v1/timelines/home", params={"limit": 40}).json()
     assert _ids(home) == posts[::-1][:5]
 
@@ -234,8 +231,8 @@ def test_an_account_marked_inactive_behind_its_open_stream_is_revived(make_api: 
     wait_for_jobs(roost)
     assert missed["id"] not in _home_ids(roost, bob.id)
 
-    asyncio.run(roost.accounts.revive(listener))
-    asyncio.run(roost.accounts.revive(listener))  # a second stream of the same account
+    on_app_loop(api.client, roost.accounts.revive, listener)
+    on_app_loop(api.client, roost.accounts.revive, listener)  # a second stream of the same account
     assert listener.home_rebuilding
     wait_for_jobs(roost)
     assert missed["id"] in _home_ids(roost, bob.id)  # rebuilt without a request of bob's

@@ -3,13 +3,12 @@ work without JavaScript (post, reply, favourite, boost, delete, follow, settings
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from roost.domain import content
-from tests.conftest import wait_for_jobs
+from tests.conftest import on_app_loop, wait_for_jobs
 from tests.web.pages.conftest import PASSWORD, Visitor
 
 
@@ -296,12 +295,12 @@ def test_profile_shows_pinned_posts_first(alice: Visitor, visitor: Callable[[], 
     older = alice.post("pinned long ago")
     for n in range(3):
         alice.post(f"newer post {n}")
-    asyncio.run(alice.roost.posts.pin(alice.account_id, older))
+    on_app_loop(alice.client, alice.roost.posts.pin, alice.account_id, older)
     page = visitor().page("/@alice").text
     pinned, posts = page.index('id="pinned-heading"'), page.index('id="posts-heading"')
     assert pinned < page.index("pinned long ago") < posts
     assert page.count("pinned long ago") == 2  # pinned, and again in its place among posts
     paged = visitor().page(f"/@alice?max_id={older + 1}").text
     assert 'id="pinned-heading"' not in paged  # (on the first page only)
-    asyncio.run(alice.roost.posts.unpin(alice.account_id, older))
+    on_app_loop(alice.client, alice.roost.posts.unpin, alice.account_id, older)
     assert 'id="pinned-heading"' not in visitor().page("/@alice").text

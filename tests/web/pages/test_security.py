@@ -4,7 +4,6 @@ stay on the site, and the session on the streaming endpoints (and nowhere else i
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from roost.settings import Settings
 from roost.storage.schema import web_sessions
 from roost.web.app import all_routes, create_app
 from roost.web.pages.session import SESSION_COOKIE, secret_key
+from tests.conftest import on_app_loop
 from tests.web.pages.conftest import PASSWORD, Visitor
 
 EVIL = '<script>alert("x")</script>'
@@ -363,16 +363,16 @@ def test_a_password_change_ends_the_other_sessions(alice: Visitor,
 def test_sessions_unused_for_longer_than_their_cookies_are_swept(alice: Visitor) -> None:
     roost = alice.roost
     assert 'action="/auth/sign_out"' in alice.page("/").text
-    asyncio.run(roost.maintain())
+    on_app_loop(alice.client, roost.maintain)
     assert 'action="/auth/sign_out"' in alice.page("/").text  # in use: kept
     # Unused for the cookie's lifetime: kept one renewal period more (the cookie, re-sent
     # whenever the session changes, may outlive the row's last renewal by that much).
     days = roost.settings.session_days * 86_400_000
     roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(
         renewed_at=now_ms() - days - SESSION_RENEW_MS // 2)))
-    asyncio.run(roost.maintain())
+    on_app_loop(alice.client, roost.maintain)
     assert 'action="/auth/sign_out"' in alice.page("/").text
     roost.db.write_sync(lambda tx: tx.execute(update(web_sessions).values(
         renewed_at=now_ms() - days - SESSION_RENEW_MS - 60_000)))
-    asyncio.run(roost.maintain())
+    on_app_loop(alice.client, roost.maintain)
     assert 'action="/auth/sign_out"' not in alice.page("/").text
