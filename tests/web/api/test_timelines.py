@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 
 from roost.domain.models import Page
 from roost.runtime import Roost
+from roost.storage.pubsub import PubSub
 from roost.web.streaming import routes as streaming_routes
+from roost.web.streaming.publisher import message
 from tests.conftest import Api, on_app_loop, wait_for_jobs
 
 
@@ -258,6 +261,50 @@ def test_an_open_stream_keeps_its_account_active(make_api: Any,
             assert time.monotonic() < deadline
             wait_for_jobs(roost)
             time.sleep(0.05)
+
+
+def test_a_busy_sse_stream_keeps_its_account_active_too(make_api: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream that is never quiet for a whole heartbeat notes its account active by the
+    clock all the same."""
+    monkeypatch.setattr(streaming_routes, "HEARTBEAT_SECONDS", 0.2)
+    api = make_api()
+    roost: Roost = api.roost
+    bob = api.register("bob")
+    _away(roost, bob.id)
+    listener = roost.db.read_sync(
+        lambda tx: roost.stores.accounts.by_ids(tx, [int(bob.id)]))[int(bob.id)]
+    pubsub: PubSub = api.client.app.state.pubsub  # type: ignore[attr-defined]
+    channel = f"timeline:{bob.id}"
+
+    async def listen_while_busy() -> list[bytes]:
+        subscription = pubsub.subscription()
+        await subscription.add([channel])
+        events = streaming_routes._sse_events(roost, listener, subscription)
+
+        async def chatter() -> None:
+            while True:  # an event every 5 ms: never a heartbeat's silence
+                await pubsub.publish(channel, message("update", "{}"))
+                await asyncio.sleep(0.005)
+
+        talking = asyncio.create_task(chatter())
+        received: list[bytes] = []
+        try:
+            deadline = time.monotonic() + 1.0
+            async for chunk in events:
+                received.append(chunk)
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            talking.cancel()
+            await events.aclose()
+        return received
+
+    received = on_app_loop(api.client, listen_while_busy)
+    assert len(received) > 50 and b":thump\n\n" not in received
+    stored = roost.db.read_sync(
+        lambda tx: roost.stores.accounts.by_ids(tx, [int(bob.id)]))[int(bob.id)]
+    assert stored.last_active_at > 1
 
 
 def test_pulled_authors_follow_the_home_rules_too(make_api: Any) -> None:
