@@ -128,7 +128,7 @@ class Fixture:
                 row[at_name] = row[at_lower] = f"{prefix}{n}"
                 yield row
 
-        self.loader.insert(accounts, columns, rows())
+        self.loader.insert(accounts, columns, rows)
         return ids
 
     def tokens(self, account_ids: Sequence[int]) -> list[str]:
@@ -139,9 +139,9 @@ class Fixture:
         self.loader.insert(
             tokens, ["id", "token_hash", "refresh_hash", "app_id", "account_id", "scopes",
                      "created_at", "revoked_at"],
-            ((token_id, _digest(secret), None, None, account_id, SCOPES, at, None)
-             for token_id, account_id, secret in zip(ids, account_ids, secrets_out,
-                                                     strict=True)))
+            lambda: ((token_id, _digest(secret), None, None, account_id, SCOPES, at, None)
+                     for token_id, account_id, secret in zip(ids, account_ids, secrets_out,
+                                                             strict=True)))
         return secrets_out
 
     def follow_edges(self, pairs: Iterable[tuple[int, int]]) -> int:
@@ -157,17 +157,17 @@ class Fixture:
         self.loader.insert(
             follows, ["account_id", "target_account_id", "id", "show_reblogs", "notify",
                       "created_at"],
-            ((follower, target, edge_id, True, False, edge_id >> 16)
-             for (follower, target), edge_id in zip(pairs, ids, strict=True)))
+            lambda: ((follower, target, edge_id, True, False, edge_id >> 16)
+                     for (follower, target), edge_id in zip(pairs, ids, strict=True)))
         self.loader.insert(
             follow_events, ["target_account_id", "id", "account_id", "delta", "created_at"],
-            ((target, event_id, follower, 1, event_id >> 16)
-             for (follower, target), event_id in zip(pairs, ids, strict=True)))
+            lambda: ((target, event_id, follower, 1, event_id >> 16)
+                     for (follower, target), event_id in zip(pairs, ids, strict=True)))
         fresh = [(key, fg) for key, fg in counts.items() if key not in self._counter_rows]
         seen = [(key, fg) for key, fg in counts.items() if key in self._counter_rows]
         self.loader.insert(
             account_counters, ["account_id", "shard", "followers", "following", "statuses"],
-            ((account_id, shard, f, g, 0) for (account_id, shard), (f, g) in fresh))
+            lambda: ((account_id, shard, f, g, 0) for (account_id, shard), (f, g) in fresh))
         if seen:
             store = SqlCounterStore()
 
@@ -183,9 +183,10 @@ class Fixture:
     def home_entries(self, rows: Iterable[tuple[int, int, int]]) -> int:
         """(account, status, author) rows straight into the SQL ``home_timeline`` table, for
         measuring its size (the statuses need not exist)."""
+        entries = list(rows)  # (the loader may ask for the rows twice)
         return self.loader.insert(home_timeline, ["account_id", "status_id", "author_id",
                                                   "reblog_of_id"],
-                                  ((a, s, w, None) for a, s, w in rows))
+                                  lambda: ((a, s, w, None) for a, s, w in entries))
 
     def timeline_entries(self, account_id: int, entries: Sequence[tuple[int, int]]) -> None:
         """(status, author) entries into one home timeline through the configured store."""

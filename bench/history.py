@@ -66,7 +66,7 @@ def load(db: Database, events: int, seed: int, end: int) -> float:
             yield ACCOUNT, (at << 16) | seq, follower, delta, at
 
     loader.insert(follow_events, ["target_account_id", "id", "account_id", "delta",
-                                  "created_at"], event_rows())
+                                  "created_at"], event_rows)
     _log(f"{events:,} events loaded in {time.monotonic() - began:.1f}s")
 
     def rollup_rows() -> Iterator[tuple[int, int, int, int, int, int]]:
@@ -85,9 +85,9 @@ def load(db: Database, events: int, seed: int, end: int) -> float:
             yield ACCOUNT, minute, followers, gained, lost, peak
 
     loader.insert(follower_rollups, ["account_id", "minute", "followers", "gained", "lost",
-                                     "peak"], rollup_rows())
+                                     "peak"], rollup_rows)
     until = end // MINUTE_MS + 1
-    loader.insert(roost_state, ["key", "value"], [("follower_rollup_minute", until)])
+    loader.insert(roost_state, ["key", "value"], lambda: [("follower_rollup_minute", until)])
     return time.monotonic() - began
 
 

@@ -13,7 +13,7 @@ that table waiting (DROP INDEX locks it to the commit), as SQLite's single write
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, literal, select
@@ -25,15 +25,19 @@ class BulkLoader:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert(self, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        """Insert ``rows`` (tuples in ``columns`` order) in one transaction; returns the count."""
+    def insert(self, table: Table, columns: Sequence[str],
+               rows: Callable[[], Iterable[Sequence[Any]]]) -> int:
+        """Insert the tuples (in ``columns`` order) that ``rows()`` yields, in one transaction;
+        returns the count. ``rows`` is called on each run: the writer may run an operation
+        again (after another one of its batch failed), and a generator, once consumed, would
+        then insert nothing and succeed."""
 
         def load(tx: Tx) -> int:
             deferred = ([] if tx.execute(select(literal(1)).select_from(table).limit(1)).first()
                         else sorted(table.indexes, key=lambda index: str(index.name)))
             for index in deferred:
                 index.drop(tx)
-            count = _copy_in(tx, table, columns, rows)
+            count = _copy_in(tx, table, columns, rows())
             for index in deferred:
                 index.create(tx)
             return count

@@ -111,7 +111,7 @@ class Seeder:
         report.accounts = self.loader.insert(accounts, [
             "id", "username", "username_lower", "display_name", "note", "fields", "locked",
             "bot", "discoverable", "email", "password_hash", "is_admin", "locale", "pulled",
-            "has_unpushed", "created_at", "last_status_at", "last_active_at"], (
+            "has_unpushed", "created_at", "last_status_at", "last_active_at"], lambda: (
             (ids[i], name, name.lower(), "", "", "[]", False, False, True, None, None, False,
              "en", i in pulled, i in pulled, ids[i] >> 16,
              end if plan.posts_per_account else None, end)
@@ -123,12 +123,12 @@ class Seeder:
         report.follows = self.loader.insert(
             follows, ["account_id", "target_account_id", "id", "show_reblogs", "notify",
                       "created_at"],
-            ((ids[f], ids[t], event_id, True, False, at)
-             for t, f, event_id, at in self._edge_rows(followers_of, times)))
+            lambda: ((ids[f], ids[t], event_id, True, False, at)
+                     for t, f, event_id, at in self._edge_rows(followers_of, times)))
         self.loader.insert(
             follow_events, ["target_account_id", "id", "account_id", "delta", "created_at"],
-            ((ids[t], event_id, ids[f], 1, at)
-             for t, f, event_id, at in self._edge_rows(followers_of, times)))
+            lambda: ((ids[t], event_id, ids[f], 1, at)
+                     for t, f, event_id, at in self._edge_rows(followers_of, times)))
         report.stages["follows"] = time.monotonic() - stage
         rate = report.follows / max(report.stages["follows"], 1e-9)
         self.progress(f"follows: {report.follows:,} edges and history events "
@@ -139,9 +139,9 @@ class Seeder:
         # The rollup already covers every minute before now (it ran before the load), so the
         # seeded minutes are never folded twice: their rollups are written here directly.
         self.loader.insert(follower_rollups, ["account_id", "minute", "followers", "gained",
-                                              "lost", "peak"], rollups)
+                                              "lost", "peak"], lambda: rollups)
         self.loader.insert(milestones, ["account_id", "count", "reached_at", "follower_id"],
-                           reached)
+                           lambda: reached)
         report.stages["history"] = time.monotonic() - stage
         self.progress(f"history: {len(rollups):,} minute rollups, {len(reached):,} milestones "
                       f"({report.stages['history']:.1f}s)")
@@ -149,7 +149,7 @@ class Seeder:
         stage = time.monotonic()
         report.posts = self._posts(names, ids, pulled, end)
         self.loader.insert(account_counters, ["account_id", "shard", "followers", "following",
-                                              "statuses"], (
+                                              "statuses"], lambda: (
             (ids[i], 0, followers_count.get(i, 0), following_count.get(i, 0),
              plan.posts_per_account) for i in range(len(names))))
         report.stages["posts"] = time.monotonic() - stage
@@ -267,5 +267,5 @@ class Seeder:
             "id", "account_id", "text", "content", "spoiler_text", "sensitive", "visibility",
             "language", "in_reply_to_id", "in_reply_to_account_id", "reblog_of_id", "pushed",
             "replies_count", "reblogs_count", "favourites_count", "created_at", "edited_at"],
-            rows())
+            rows)
         return count
