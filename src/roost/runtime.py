@@ -28,7 +28,7 @@ from roost.storage.stores import close_stores, stores_for
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 60.0
-HOME_STORE_CHECK_SECONDS = 10.0  # how soon a Redis that came back empty is noticed
+HOME_STORE_CHECK_SECONDS = 2.0  # how soon a Redis that came back empty is noticed (a read)
 ROLLUP_SECONDS = 10.0
 RACE_REFRESH_SECONDS = 1.0
 RACE_SETTLE_MS = 2_000  # a write batch commits well within this on PostgreSQL
