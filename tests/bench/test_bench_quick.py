@@ -105,3 +105,14 @@ def test_quick_bench_production(tmp_path: Path, redis_url: str) -> None:
     assert not list(client.scan_iter(match=f"roostbench:{run_id}:*", count=1000))
     client.close()
     assert not list(tmp_path.iterdir()), "the temporary data should be removed"
+
+
+def test_auth_bench_runs() -> None:
+    """`python -m bench.auth` (in process, here on SQLite) authenticates every token it made."""
+    done = subprocess.run([sys.executable, "-m", "bench.auth", "--engine", "sqlite",
+                           "--tokens", "20", "--rounds", "2"], cwd=REPO, capture_output=True,
+                          text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["name"] == "auth" and len(result["rounds"]) == 2
+    assert all(r["wall_us"] > 0 for r in result["rounds"])

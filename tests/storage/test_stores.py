@@ -1180,15 +1180,15 @@ def test_oauth_tokens(h: Harness) -> None:
     assert h.read(h.s.oauth.token_by_hash, "r-user") is None
     assert h.read(h.s.oauth.token_by_refresh, "r-user") == user_token
     assert h.read(h.s.oauth.token_by_refresh, "t-user") is None
-    # Authentication's read: the token with its app, in one statement.
-    assert h.read(h.s.oauth.token_and_app, "t-user") == (user_token, None)  # (app not there)
+    # Authentication's read: the token with its app and account, in one statement.
+    assert h.read(h.s.oauth.credentials, "t-user") == (user_token, None, None)  # (neither there)
     app = App(app_id, "Client", "https://client.example", ["urn:ietf:wg:oauth:2.0:oob",
               "https://client.example/cb"], ["read", "write"], "cid", "csecret", NOW)
     h.write(h.s.oauth.insert_app, app)
-    assert h.read(h.s.oauth.token_and_app, "t-user") == (user_token, app)
-    assert h.read(h.s.oauth.token_and_app, "t-app") == (app_token, app)
-    assert h.read(h.s.oauth.token_and_app, "t-personal") == (personal, None)
-    assert h.read(h.s.oauth.token_and_app, "r-user") is None
+    assert h.read(h.s.oauth.credentials, "t-user") == (user_token, app, None)
+    assert h.read(h.s.oauth.credentials, "t-app") == (app_token, app, None)
+    assert h.read(h.s.oauth.credentials, "t-personal") == (personal, None, None)
+    assert h.read(h.s.oauth.credentials, "r-user") is None
     with pytest.raises(IntegrityError):
         h.write(h.s.oauth.insert_token, Token(new_id(), app_id, None, ["read"], NOW), "t-app",
                 None)
@@ -1198,7 +1198,7 @@ def test_oauth_tokens(h: Harness) -> None:
     assert h.read(h.s.oauth.token_in_force, app_token.id)
     assert not h.read(h.s.oauth.token_in_force, new_id())  # no such token
     assert h.read(h.s.oauth.token_by_hash, "t-user") is None
-    assert h.read(h.s.oauth.token_and_app, "t-user") is None
+    assert h.read(h.s.oauth.credentials, "t-user") is None
     assert h.read(h.s.oauth.token_by_refresh, "r-user") is None
     assert h.read(h.s.oauth.token_by_hash, "t-app") == app_token
 
@@ -1556,3 +1556,23 @@ def test_every_store_method_is_covered_here() -> None:
                     rf"\bh\.s\.{store.name}\.{name}\b", source):
                 missing.append(f"{store.name}.{name}")
     assert not missing, f"store methods without a test in {Path(__file__).name}: {missing}"
+
+
+def test_credentials_carry_the_account_with_its_counts(h: Harness) -> None:
+    owner = make_account(h, "owner")
+    other = make_account(h, "other")
+    h.write(h.s.counters.add, owner.id, 0, followers=2, statuses=1)
+    h.write(h.s.counters.add, owner.id, 5, followers=3, following=4)
+    h.write(h.s.counters.add, other.id, 0, followers=9)
+    token = Token(new_id(), None, owner.id, ["read"], NOW)
+    h.write(h.s.oauth.insert_token, token, "t-owner", None)
+    found = h.read(h.s.oauth.credentials, "t-owner")
+    assert found is not None
+    assert found[2] == h.read(h.s.accounts.by_ids, [owner.id])[owner.id]
+    assert (found[2].followers_count, found[2].following_count,
+            found[2].statuses_count) == (5, 4, 1)
+    quiet = make_account(h, "quiet")  # no counter rows yet
+    h.write(h.s.oauth.insert_token, Token(new_id(), None, quiet.id, ["read"], NOW), "t-quiet",
+            None)
+    found = h.read(h.s.oauth.credentials, "t-quiet")
+    assert found is not None and found[2] is not None and found[2].followers_count == 0

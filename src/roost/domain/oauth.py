@@ -352,19 +352,15 @@ class OAuthService:
             return recent
 
         def read(tx: Tx) -> Authenticated | None:
-            found = self.stores.oauth.token_and_app(tx, digest)
+            found = self.stores.oauth.credentials(tx, digest)
             if found is None:
                 return None
-            token, app = found
-            account = None
-            if token.account_id is not None:
-                account = self.stores.accounts.by_ids(tx, [token.account_id]).get(token.account_id)
-                if account is None:
-                    return None
+            token, app, account = found
+            if token.account_id is not None and account is None:
+                return None  # (its account is gone)
             return Authenticated(token, account, app)
 
-        # No snapshot needed: a token revoked or an account deleted between the statements
-        # is as if it happened just after the read.
+        # One statement: no snapshot needed.
         auth = await self.db.read(read, snapshot=False)
         if auth is not None:
             self.recent.put(digest, auth)

@@ -48,9 +48,26 @@ _COLUMNS = [c for c in accounts.c if c.name != "password_hash"]
 # SQLAlchemy's execution machinery they cost several times the lookup itself (BENCHMARKS.md).
 _AccountRow = namedtuple("_AccountRow", [c.name for c in _COLUMNS])  # type: ignore[misc]
 _N_COLUMNS = len(_COLUMNS)
+
+
+def account_select(alias: str, counters: str) -> str:
+    """The select list of an account (``alias``, a row of ``accounts``) with its counter sums
+    (``counters``, a subquery's followers, following, statuses), for ``account_from``: for
+    statements of other stores that load an account along with what they read."""
+    return ", ".join([*(f"{alias}.{c.name}" for c in _COLUMNS), f"{counters}.followers",
+                      f"{counters}.following", f"{counters}.statuses"])
+
+
+def account_from(row: Sequence[Any]) -> Account:
+    """The account from the values ``account_select`` lists."""
+    counts = row[_N_COLUMNS:]
+    return _account(_AccountRow._make(row[:_N_COLUMNS]),
+                    (int(counts[0]), int(counts[1]), int(counts[2])) if counts[0] is not None
+                    else None)
+
 # The accounts with their counter sums in one statement: one round trip on PostgreSQL.
 _BY_IDS = Raw(
-    f"SELECT {', '.join('a.' + c.name for c in _COLUMNS)}, t.followers, t.following, t.statuses"
+    f"SELECT {account_select('a', 't')}"
     " FROM accounts a LEFT JOIN (SELECT account_id, SUM(followers) AS followers,"
     " SUM(following) AS following, SUM(statuses) AS statuses FROM account_counters"
     " WHERE account_id IN ids(:ids) GROUP BY account_id) t ON t.account_id = a.id"
@@ -126,11 +143,7 @@ class SqlAccountStore:
             return {}
         found = {}
         for row in _BY_IDS.all(tx, {"ids": wanted}):
-            counts = row[_N_COLUMNS:]
-            found[row[0]] = _account(
-                _AccountRow._make(row[:_N_COLUMNS]),
-                (int(counts[0]), int(counts[1]), int(counts[2])) if counts[0] is not None
-                else None)
+            found[row[0]] = account_from(row)
         return found
 
     def by_username(self, tx: Tx, username: str) -> Account | None:

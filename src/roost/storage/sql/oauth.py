@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from roost.domain.models import App, AuthCode, Token
+from roost.domain.models import Account, App, AuthCode, Token
 from roost.storage.database import Tx
 from roost.storage.schema import apps, oauth_codes, tokens, web_sessions
+from roost.storage.sql.accounts import account_from, account_select
 from roost.storage.sql.raw import Raw
 
 # Every authenticated request runs these: on the driver's cursor (raw.py).
@@ -20,11 +21,19 @@ _SESSION_ACCOUNT = Raw("SELECT account_id FROM web_sessions WHERE session_hash =
 _APP_COLUMNS = ("id, name, website, redirect_uris, scopes, client_id, client_secret,"
                 " created_at")
 _APP_BY_ID = Raw(f"SELECT {_APP_COLUMNS} FROM apps WHERE id = :id")
-# Authenticating a token not seen lately: the token with its app in one round trip.
-_TOKEN_AND_APP = Raw(
+# Authenticating a token not seen lately: the token with its app and its account (with the
+# account's counter sums) in one round trip.
+_N_APP_COLUMNS = len(_APP_COLUMNS.split(","))
+_CREDENTIALS = Raw(
     "SELECT t.id, t.app_id, t.account_id, t.scopes, t.created_at, "
     + ", ".join(f"a.{c.strip()}" for c in _APP_COLUMNS.split(","))
+    + ", " + account_select("u", "c")
     + " FROM tokens t LEFT JOIN apps a ON a.id = t.app_id"
+    " LEFT JOIN accounts u ON u.id = t.account_id"
+    " LEFT JOIN (SELECT account_id, SUM(followers) AS followers, SUM(following) AS following,"
+    " SUM(statuses) AS statuses FROM account_counters WHERE account_id ="
+    " (SELECT account_id FROM tokens WHERE token_hash = :token_hash) GROUP BY account_id) c"
+    " ON c.account_id = u.id"
     " WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
 
 
@@ -89,14 +98,18 @@ class SqlOAuthStore:
         row = _TOKEN_BY_HASH.first(tx, {"token_hash": token_hash})
         return Token(row[0], row[1], row[2], row[3].split(), row[4]) if row else None
 
-    def token_and_app(self, tx: Tx, token_hash: str) -> tuple[Token, App | None] | None:
+    def credentials(self, tx: Tx, token_hash: str
+                    ) -> tuple[Token, App | None, Account | None] | None:
         """A live token by hash, with its app (None for a token of no app, or whose app is
-        gone)."""
-        row = _TOKEN_AND_APP.first(tx, {"token_hash": token_hash})
+        gone) and its account (None for an app's own token, or whose account is gone)."""
+        row = _CREDENTIALS.first(tx, {"token_hash": token_hash})
         if row is None:
             return None
         token = Token(row[0], row[1], row[2], row[3].split(), row[4])
-        return token, (_app_of(row[5:]) if row[5] is not None else None)
+        app_end = 5 + _N_APP_COLUMNS
+        app = _app_of(row[5:app_end]) if row[5] is not None else None
+        account = account_from(row[app_end:]) if row[app_end] is not None else None
+        return token, app, account
 
     def token_in_force(self, tx: Tx, token_id: int) -> bool:
         """The token exists and is not revoked."""
