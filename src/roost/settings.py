@@ -56,9 +56,8 @@ class Settings(BaseSettings):
         description="How passwords are hashed: `strong` is argon2id with RFC 9106's low-memory "
         "parameters (64 MiB, 3 passes: about 0.2 s of CPU per hash on a small machine); `fast` "
         "is argon2id with one pass over 1 MiB (~2 ms), for test suites and throwaway demo "
-        "data only. A hash "
-        "keeps its parameters: accounts made under either sign in under the other, and a "
-        "sign-in under `strong` re-hashes a `fast` hash.",
+        "data only. A hash keeps its parameters: accounts made under either sign in under the "
+        "other, and a sign-in under `strong` re-hashes a `fast` hash.",
     )
     allow_password_grant: bool = Field(
         False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import anyio.to_thread
 from argon2 import PasswordHasher, profiles
@@ -26,16 +27,14 @@ MAX_DISPLAY_NAME = 30
 MAX_NOTE = 500
 TOUCH_EVERY_MS = 3_600_000
 
-
-
-# ROOST_PASSWORD_HASHING=fast: one pass over 1 MiB (~1 ms), with full-length salt and hash
+# ROOST_PASSWORD_HASHING=fast: one pass over 1 MiB (~2 ms), with full-length salt and hash
 # (argon2-cffi's CHEAPEST profile keeps a 4-byte hash: a wrong password would match one time
 # in 2**32).
 FAST_HASHING = replace(profiles.RFC_9106_LOW_MEMORY, time_cost=1, memory_cost=1024,
                        parallelism=1)
 
 
-def password_hasher(strength: str) -> PasswordHasher:
+def password_hasher(strength: Literal["strong", "fast"]) -> PasswordHasher:
     """argon2id for ``ROOST_PASSWORD_HASHING``: ``strong`` (RFC 9106's low-memory profile,
     argon2-cffi's default) or ``fast`` (tests and demo data only)."""
     return PasswordHasher.from_parameters(FAST_HASHING if strength == "fast"
@@ -66,7 +65,7 @@ class AccountService:
     def __init__(self, db: Database, stores: Stores,
                  on_unlock: Callable[[Tx, int], None] | None = None,
                  inactive_ms: int = 30 * 86_400_000,
-                 password_hashing: str = "strong") -> None:
+                 password_hashing: Literal["strong", "fast"] = "strong") -> None:
         self.db = db
         self.stores = stores
         self.hasher = password_hasher(password_hashing)
