@@ -58,6 +58,15 @@ def account_select(alias: str, counters: str) -> str:
                       f"{counters}.following", f"{counters}.statuses"])
 
 
+def counter_sums(accounts_wanted: str) -> str:
+    """A subquery of the counter sums (account_id, followers, following, statuses) of the
+    accounts whose ``account_id`` matches ``accounts_wanted`` (an SQL condition), to join
+    with an account row for ``account_select``."""
+    return ("(SELECT account_id, SUM(followers) AS followers, SUM(following) AS following,"
+            f" SUM(statuses) AS statuses FROM account_counters WHERE {accounts_wanted}"
+            " GROUP BY account_id)")
+
+
 def account_from(row: Sequence[Any]) -> Account:
     """The account from the values ``account_select`` lists."""
     counts = row[_N_COLUMNS:]
@@ -65,12 +74,11 @@ def account_from(row: Sequence[Any]) -> Account:
                     (int(counts[0]), int(counts[1]), int(counts[2])) if counts[0] is not None
                     else None)
 
+
 # The accounts with their counter sums in one statement: one round trip on PostgreSQL.
 _BY_IDS = Raw(
-    f"SELECT {account_select('a', 't')}"
-    " FROM accounts a LEFT JOIN (SELECT account_id, SUM(followers) AS followers,"
-    " SUM(following) AS following, SUM(statuses) AS statuses FROM account_counters"
-    " WHERE account_id IN ids(:ids) GROUP BY account_id) t ON t.account_id = a.id"
+    f"SELECT {account_select('a', 't')} FROM accounts a"
+    f" LEFT JOIN {counter_sums('account_id IN ids(:ids)')} t ON t.account_id = a.id"
     " WHERE a.id IN ids(:ids)", lists=["ids"])
 _TOTALS = Raw("SELECT account_id, SUM(followers), SUM(following), SUM(statuses)"
               " FROM account_counters WHERE account_id IN ids(:ids) GROUP BY account_id",

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from roost.domain.models import Account, App, AuthCode, Token
 from roost.storage.database import Tx
 from roost.storage.schema import apps, oauth_codes, tokens, web_sessions
-from roost.storage.sql.accounts import account_from, account_select
+from roost.storage.sql.accounts import account_from, account_select, counter_sums
 from roost.storage.sql.raw import Raw
 
 # Every authenticated request runs these: on the driver's cursor (raw.py).
@@ -29,11 +29,9 @@ _CREDENTIALS = Raw(
     + ", ".join(f"a.{c.strip()}" for c in _APP_COLUMNS.split(","))
     + ", " + account_select("u", "c")
     + " FROM tokens t LEFT JOIN apps a ON a.id = t.app_id"
-    " LEFT JOIN accounts u ON u.id = t.account_id"
-    " LEFT JOIN (SELECT account_id, SUM(followers) AS followers, SUM(following) AS following,"
-    " SUM(statuses) AS statuses FROM account_counters WHERE account_id ="
-    " (SELECT account_id FROM tokens WHERE token_hash = :token_hash) GROUP BY account_id) c"
-    " ON c.account_id = u.id"
+    + " LEFT JOIN accounts u ON u.id = t.account_id LEFT JOIN "
+    + counter_sums("account_id = (SELECT account_id FROM tokens WHERE token_hash = :token_hash)")
+    + " c ON c.account_id = u.id"
     " WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
 
 
