@@ -114,9 +114,11 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(
         15.0,
         description="How long a worker holds a claimed job (a leased outbox row, or a stream "
-        "message pending for it); if it dies, another worker (or itself, restarted) runs the "
-        "job again after this, so it is also how late the fan-outs a crash interrupted "
-        "resume. Each step must finish well within it (a step takes milliseconds).",
+        "message pending for it) while it is alive; after this another worker runs the job "
+        "again (the first is stuck). A worker that died (killed, its machine gone) stops "
+        "beating, and its jobs go to the others, or to itself restarted, 5 s after its last "
+        "beat, whatever this is. Each step must finish well within it (a step takes "
+        "milliseconds).",
     )
     inactive_days: float = Field(
         30.0,

@@ -131,11 +131,12 @@ def test_kill_during_burst_loses_nothing_answered(tmp_path: Path) -> None:
     print(f"seed {seed}")
     rng = random.Random(seed)
     # One follower per fan-out step, so a kill lands in the middle of fan-outs and the
-    # restarted worker must resume them from their saved cursor, once the killed one's
-    # leases run out (5 s here rather than the default minute; a step takes milliseconds).
+    # restarted worker must resume them from their saved cursor. It does once the killed
+    # process is known dead (silent for ALIVE_MS), not when its leases run out: with leases
+    # of two minutes the fan-outs must still all finish within `eventually`'s minute.
     server = Server(tmp_path / "data", free_port(),
                     env={"ROOST_ALLOW_PASSWORD_GRANT": "true", "ROOST_FANOUT_BATCH_SIZE": "1",
-                         "ROOST_JOB_LEASE_SECONDS": "5"})
+                         "ROOST_JOB_LEASE_SECONDS": "120"})
     server.start()
     try:
         asyncio.run(scenario(server, rng))

@@ -32,19 +32,20 @@ def make_queue(request: pytest.FixtureRequest, db: Database) -> Iterator[MakeQue
     """Builds queues of one kind on ``db`` (several: one per simulated worker process)."""
     made: list[JobQueue] = []
 
-    def make(lease_ms: int = 60_000) -> JobQueue:
+    def make(lease_ms: int = 60_000, alive_ms: int = outbox_queue.ALIVE_MS) -> JobQueue:
         queue: JobQueue
         if request.param == "outbox":
-            queue = OutboxQueue(db, SqlJobStore(), lease_ms=lease_ms)
+            queue = OutboxQueue(db, SqlJobStore(), lease_ms=lease_ms, alive_ms=alive_ms)
         elif request.param == "redis":
             queue = RedisStreamQueue.from_url(
                 request.getfixturevalue("redis_url"), db, SqlJobStore(),
-                prefix=request.getfixturevalue("redis_prefix"), lease_ms=lease_ms)
+                prefix=request.getfixturevalue("redis_prefix"), lease_ms=lease_ms,
+                alive_ms=alive_ms)
         else:  # the stream and its delayed set share one slot of a 3-node cluster
             queue = RedisStreamQueue.from_url(
                 request.getfixturevalue("redis_cluster_url"), db, SqlJobStore(),
                 prefix=request.getfixturevalue("cluster_prefix"), lease_ms=lease_ms,
-                cluster=True)
+                alive_ms=alive_ms, cluster=True)
         made.append(queue)
         return queue
 
@@ -181,6 +182,41 @@ def test_a_job_taken_by_a_dead_worker_is_run_by_another_after_the_lease(
     drain(runner)
     assert recorder.calls == [{"steps": 1}, {"steps": 1}, {"steps": 1, "cursor": 1}]
     assert survivor.pending_count() == doomed.pending_count() == 0
+    assert db.read_sync(SqlJobStore().dead) == []
+
+
+def test_a_killed_workers_jobs_are_taken_again_once_it_is_silent_not_after_the_lease(
+        db: Database, make_queue: MakeQueue) -> None:
+    recorder = Recorder()
+    doomed, survivor = make_queue(alive_ms=300), make_queue(alive_ms=300)
+    runner = JobRunner(db, survivor, recorder.handlers())
+    job_id = enqueue(db, "count", {"steps": 0})
+
+    async def take(queue: JobQueue) -> list[Job]:
+        await queue.relay()
+        return await queue.take(10, 0)
+
+    asyncio.run(doomed.beat())
+    [held] = asyncio.run(take(doomed))
+    assert held.id == job_id
+    # Alive, its step running long past alive_ms (and past the Redis queue's look for
+    # orphans, every RECLAIM_SECONDS): it keeps its job while it beats.
+    beating_until = time.monotonic() + RECLAIM_SECONDS + 0.5
+    while time.monotonic() < beating_until:
+        asyncio.run(doomed.beat())
+        assert asyncio.run(take(survivor)) == []
+        time.sleep(0.1)
+    # Killed: no more beats. The lease has a minute to run; the job is taken within seconds.
+    killed = time.monotonic()
+    again: list[Job] = []
+    while not again:
+        assert time.monotonic() - killed < 0.3 + RECLAIM_SECONDS + 2, "not taken again"
+        time.sleep(0.05)
+        again = asyncio.run(take(survivor))
+    assert [j.id for j in again] == [job_id]
+    asyncio.run(runner.run(again))
+    assert recorder.calls == [{"steps": 0}]
+    assert survivor.pending_count() == 0
     assert db.read_sync(SqlJobStore().dead) == []
 
 

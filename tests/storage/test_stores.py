@@ -50,6 +50,7 @@ from tests.storage.test_database import Gate
 
 NOW = 1_700_000_000_000
 BIG = 2**63 - 1  # the largest BIGINT: ids must round-trip exactly on both engines
+WORKER, OTHER_WORKER = 2**62 - 1, 7  # job holders (worker processes)
 
 
 def make_account(h: Harness, username: str, *, display_name: str = "",
@@ -1398,18 +1399,37 @@ def test_jobs_claim_leases(h: Harness, db_url: str) -> None:
     first = h.write(h.s.jobs.enqueue, "fanout", {"n": 1}, NOW)
     second = h.write(h.s.jobs.enqueue, "fanout", {"n": 2}, NOW)
     h.write(h.s.jobs.enqueue, "fanout", {"n": 3}, NOW + 10_000)  # not due yet
-    assert [j.id for j in h.write(h.s.jobs.claim, NOW, 1, 1000)] == [first]
+    h.write(h.s.jobs.alive, WORKER, NOW, NOW + 60_000)
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW, 1, 1000, WORKER)] == [first]
     # Leased: another claim before the lease ends skips it.
-    assert [j.id for j in h.write(h.s.jobs.claim, NOW + 10, 10, 1000)] == [second]
-    assert h.write(h.s.jobs.claim, NOW + 20, 10, 1000) == []
-    # A worker that died: its lease runs out and the job is claimed again (at least once),
-    # the lost run counted as a failed attempt.
-    again = h.write(h.s.jobs.claim, NOW + 1010, 10, 1000)
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW + 10, 10, 1000, WORKER)] == [second]
+    assert h.write(h.s.jobs.claim, NOW + 20, 10, 1000, OTHER_WORKER) == []
+    # A worker alive but stuck: its lease runs out and the job is claimed again (at least
+    # once), the lost run counted as a failed attempt.
+    h.write(h.s.jobs.alive, OTHER_WORKER, NOW, NOW + 60_000)
+    again = h.write(h.s.jobs.claim, NOW + 1010, 10, 1000, OTHER_WORKER)
     assert [(j.id, j.attempts) for j in again] == [(first, 1), (second, 1)]
     # Saving progress releases the lease so the next step can run at once (not a failure).
     h.write(h.s.jobs.save_progress, first, {"n": 1, "after": 5})
-    assert [(j.payload, j.attempts) for j in h.write(h.s.jobs.claim, NOW + 1011, 10, 1000)] == [
+    assert [(j.payload, j.attempts)
+            for j in h.write(h.s.jobs.claim, NOW + 1011, 10, 1000, OTHER_WORKER)] == [
         ({"n": 1, "after": 5}, 1)]
+
+
+def test_jobs_of_a_holder_no_longer_alive_are_claimed_before_their_lease_ends(
+        h: Harness) -> None:
+    job = h.write(h.s.jobs.enqueue, "fanout", {"n": 1}, NOW)
+    h.write(h.s.jobs.alive, WORKER, NOW, NOW + 500)
+    assert [j.id for j in h.write(h.s.jobs.claim, NOW, 10, 60_000, WORKER)] == [job]
+    h.write(h.s.jobs.alive, WORKER, NOW + 400, NOW + 900)  # it beats: still its job
+    assert h.write(h.s.jobs.claim, NOW + 800, 10, 60_000, OTHER_WORKER) == []
+    # Silent past its time (killed): the minute-long lease no longer holds the job.
+    [again] = h.write(h.s.jobs.claim, NOW + 900, 10, 60_000, OTHER_WORKER)
+    assert (again.id, again.attempts) == (job, 1)
+    # Now the other worker's: the first, back and beating again, does not take it too.
+    h.write(h.s.jobs.alive, OTHER_WORKER, NOW + 900, NOW + 5_000)
+    h.write(h.s.jobs.alive, WORKER, NOW + 1_000, NOW + 5_000)
+    assert h.write(h.s.jobs.claim, NOW + 1_000, 10, 60_000, WORKER) == []
 
 
 def _taken_by_two_writers_at_once(h: Harness, db_url: str,
@@ -1441,8 +1461,9 @@ def _taken_by_two_writers_at_once(h: Harness, db_url: str,
 
 def test_jobs_claim_is_exclusive_between_processes(h: Harness, db_url: str) -> None:
     """Two writers claiming at once never get the same job (PostgreSQL: SKIP LOCKED)."""
+    h.write(h.s.jobs.alive, WORKER, NOW, NOW + 60_000)
     mine, theirs = _taken_by_two_writers_at_once(
-        h, db_url, lambda tx: h.s.jobs.claim(tx, NOW, 3, 60_000))
+        h, db_url, lambda tx: h.s.jobs.claim(tx, NOW, 3, 60_000, WORKER))
     assert not set(mine) & set(theirs)
     assert len(mine) + len(theirs) == 40
 

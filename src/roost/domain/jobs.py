@@ -28,6 +28,7 @@ Handler = Callable[[Tx, dict[str, object]], dict[str, object] | None]
 MAX_ATTEMPTS = 8
 BATCH = 32
 ERROR_PAUSE_SECONDS = 1.0  # after the queue itself failed (database or broker unreachable)
+HEARTBEAT_SECONDS = 1.0  # how often a running worker tells the others it is alive
 
 
 def backoff_ms(attempts: int) -> int:
@@ -97,7 +98,24 @@ class JobRunner:
         """Relay and run jobs as they come. Jobs committed in this process are seen at once;
         ``poll_seconds`` is how soon the outbox is checked for other processes' jobs."""
         await asyncio.gather(self.queue.relay_forever(poll_seconds),
-                             self._consume_forever(poll_seconds))
+                             self._consume_forever(poll_seconds), self._beat_forever())
+
+    async def _beat_forever(self) -> None:
+        """Keep this worker known as alive, apart from the steps: a long step does not make
+        it look dead, and a killed worker's jobs go to the others seconds after it died."""
+        silent = False
+        while True:
+            try:
+                await self.queue.beat()
+            except Exception as exc:  # the others take its jobs once it stays silent
+                if not silent:
+                    log.warning("cannot tell the other workers this one is alive: %s", exc)
+                silent = True
+            else:
+                if silent:
+                    log.warning("telling the other workers this one is alive again")
+                silent = False
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _consume_forever(self, poll_seconds: float) -> None:
         while True:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Sequence
 
+from roost.clock import now_ms
 from roost.domain.models import Job
 from roost.settings import Settings
 from roost.storage.database import Database, Tx
@@ -63,18 +65,35 @@ class Doorbell:
 # as the runner's retries, domain/jobs.py MAX_ATTEMPTS.)
 ABANDON_LIMIT = 8
 
+# How long a worker counts as alive after its last beat (JobQueue.beat): five of the
+# runner's beats (domain/jobs.py HEARTBEAT_SECONDS), so a beat delayed by a busy writer or a
+# slow round trip does not hand a live worker's jobs to another. A killed worker's jobs are
+# taken again this long after its last beat, where the lease (ROOST_JOB_LEASE_SECONDS) is
+# the wait only for a worker alive but stuck.
+ALIVE_MS = 5_000
+
 
 class OutboxQueue:
-    """The ``jobs`` table as the queue: a worker leases due rows for ``lease_ms`` (another
-    takes them again if it dies), and a step's outcome (finished, or the payload to continue
-    from) commits in the step's own transaction, so a step and its bookkeeping are one."""
+    """The ``jobs`` table as the queue: a worker leases due rows for ``lease_ms``, and another
+    takes them again when the lease runs out or the worker is no longer alive (``beat``), and a
+    step's outcome (finished, or the payload to continue from) commits in the step's own
+    transaction, so a step and its bookkeeping are one."""
 
-    def __init__(self, db: Database, store: JobStore, *, lease_ms: int) -> None:
+    def __init__(self, db: Database, store: JobStore, *, lease_ms: int,
+                 alive_ms: int = ALIVE_MS) -> None:
         self.db = db
         self.store = store
         self.lease_ms = lease_ms
+        self.alive_ms = alive_ms
+        self.holder = secrets.randbits(62)  # this process, as the holder of its leases
         self._bell = Doorbell()
         db.on_commit(self._bell.on_commit)
+
+    def _alive(self, tx: Tx, now: int) -> None:
+        self.store.alive(tx, self.holder, now, now + self.alive_ms)
+
+    async def beat(self) -> None:
+        await self.db.write(lambda tx: self._alive(tx, now_ms()))
 
     async def relay(self) -> int:
         return 0  # workers take jobs straight from the outbox
@@ -83,10 +102,10 @@ class OutboxQueue:
         return
 
     async def take(self, limit: int, wait: float) -> list[Job]:
-        from roost.clock import now_ms
-
         def claim(tx: Tx) -> list[Job]:
-            claimed = self.store.claim(tx, now_ms(), limit, self.lease_ms)
+            now = now_ms()
+            self._alive(tx, now)  # a worker holding jobs is known alive, beating or not
+            claimed = self.store.claim(tx, now, limit, self.lease_ms, self.holder)
             for job in claimed:
                 if job.attempts >= ABANDON_LIMIT:
                     self.store.bury(tx, job, f"set aside after {job.attempts} attempts; the "

@@ -386,7 +386,20 @@ jobs = Table(
     # A worker that claims a job leases it until then; if the worker dies, the lease runs
     # out and another worker takes the job again (at least once).
     Column("locked_until", BigInteger, nullable=False, default=0, server_default="0"),
+    # The worker process holding the lease (job_holders.id): once that process stops being
+    # alive, the job is taken again at once rather than when the lease runs out.
+    Column("locked_by", BigInteger, nullable=True),
     Index("ix_jobs_due", "dead", "run_after"),
+)
+
+# The worker processes taking jobs from the outbox, each alive until ``alive_until`` (ms),
+# which it keeps pushing ahead while it runs (OutboxQueue.beat). A row past its time is a
+# process that died (or is stuck): the jobs it holds are free to take.
+job_holders = Table(
+    "job_holders",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("alive_until", BigInteger, nullable=False),
 )
 
 # One row: how many processes have started on this database. Each takes the next number as

@@ -30,12 +30,16 @@ jobs not yet finished (XLEN + ZCARD of the delayed set + the outbox is ``pending
 drop jobs not yet delivered (Redis 7.0 has no "acknowledged only" trimming).
 
 Crashes. A step is acknowledged only after it committed, so a crash replays at most the steps
-in flight. A consumer that dies leaves its messages in the group's pending entries list; any
-consumer claims the ones idle longer than the lease (XAUTOCLAIM, ``ROOST_JOB_LEASE_SECONDS``)
-and runs them again. When a connection drops, redis-py reconnects; a message Redis delivered
-on the lost connection stays pending for this consumer, which reads its own pending entries
-again (XREADGROUP from id 0) within a second: a consumer takes jobs one batch at a time, so
-any entry it owns while it looks for work was lost in transit.
+in flight. A consumer that dies leaves its messages in the group's pending entries list. A live
+consumer keeps a heartbeat key (``<stream>:alive:<consumer>``, expiring after ``ALIVE_MS``, set
+every second by the runner); another consumer that finds a consumer with pending messages,
+silent that long and without the key, claims them (XCLAIM) and runs them again: a killed
+worker's jobs resume within seconds. A consumer alive but stuck keeps its messages until they
+are idle longer than the lease (XAUTOCLAIM, ``ROOST_JOB_LEASE_SECONDS``). When a connection
+drops, redis-py reconnects; a message Redis delivered on the lost connection stays pending for
+this consumer, which reads its own pending entries again (XREADGROUP from id 0) within a
+second: a consumer takes jobs one batch at a time, so any entry it owns while it looks for work
+was lost in transit.
 
 Consumers that are gone. A process that is killed never leaves the group, so each restart
 would add a consumer name for good. Every ``SWEEP_SECONDS`` a consumer deletes, in one script,
@@ -43,9 +47,10 @@ the other consumers that own no pending entry and have not been heard from for
 ``STALE_CONSUMER_MS``. Deleting a consumer with nothing pending loses nothing; one that was
 only slow is made again by its next XREADGROUP.
 
-Keys, both with the queue name as the Redis Cluster hash tag so that one script can touch
-both: ``<prefix>jobs:{default}`` (the stream, group ``workers``) and
-``<prefix>jobs:{default}:delayed`` (the sorted set).
+Keys, all with the queue name as the Redis Cluster hash tag so that one script can touch
+them together: ``<prefix>jobs:{default}`` (the stream, group ``workers``),
+``<prefix>jobs:{default}:delayed`` (the sorted set) and ``<prefix>jobs:{default}:alive:<consumer>``
+(the heartbeats).
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ from roost.clock import now_ms
 from roost.domain.models import Job
 from roost.storage.database import Database, Tx
 from roost.storage.protocols import JobStore
-from roost.storage.queue import Doorbell
+from roost.storage.queue import ALIVE_MS, Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +180,13 @@ class RedisStreamQueue:
     """``JobQueue`` on a Redis Stream and consumer group, fed from the outbox ``store``."""
 
     def __init__(self, client: Client, db: Database, store: JobStore, *, prefix: str = "roost:",
-                 lease_ms: int = 15_000, consumer: str | None = None) -> None:
+                 lease_ms: int = 15_000, alive_ms: int = ALIVE_MS,
+                 consumer: str | None = None) -> None:
         self.client = client
         self.db = db
         self.store = store
         self.lease_ms = lease_ms
+        self.alive_ms = alive_ms
         self.stream = f"{prefix}jobs:{{{QUEUE}}}"
         self.delayed = f"{self.stream}:delayed"
         self.consumer = consumer or consumer_name()
@@ -197,7 +204,8 @@ class RedisStreamQueue:
 
     @classmethod
     def from_url(cls, url: str, db: Database, store: JobStore, *, prefix: str = "roost:",
-                 lease_ms: int = 15_000, cluster: bool = False) -> RedisStreamQueue:
+                 lease_ms: int = 15_000, alive_ms: int = ALIVE_MS,
+                 cluster: bool = False) -> RedisStreamQueue:
         """A queue on the server at ``url`` (or the Redis Cluster it belongs to). A command
         that meets a dropped connection is retried a few times on a new one, quickly: the
         relay runs in the database's writer thread and must not hold it long."""
@@ -208,7 +216,7 @@ class RedisStreamQueue:
         }
         client = (RedisCluster.from_url(url, **options) if cluster
                   else redis.Redis.from_url(url, **options))
-        return cls(client, db, store, prefix=prefix, lease_ms=lease_ms)
+        return cls(client, db, store, prefix=prefix, lease_ms=lease_ms, alive_ms=alive_ms)
 
     # -- relay: outbox -> stream, delayed -> stream ----------------------------------------
 
@@ -292,12 +300,16 @@ class RedisStreamQueue:
 
     def _orphans(self, limit: int) -> list[Job]:
         """Messages this consumer owns but is not running (delivered on a connection that
-        dropped before the reply came back), else other consumers' messages idle past the
-        lease (their consumer died or hangs), which become this consumer's."""
+        dropped before the reply came back), else the messages of consumers no longer alive
+        (killed), else other consumers' messages idle past the lease (their consumer hangs),
+        which become this consumer's."""
         own = self._jobs(self.client.xreadgroup(GROUP, self.consumer, {self.stream: "0"},
                                                 count=limit))
         if own:
             return own
+        adopted = self._from_dead_consumers(limit)
+        if adopted:
+            return adopted
         reply: list[Any] = self.client.xautoclaim(
             self.stream, GROUP, self.consumer, min_idle_time=self.lease_ms,
             start_id=self._claim_cursor, count=limit)
@@ -305,11 +317,55 @@ class RedisStreamQueue:
         claimed = [_job(mid, values) for mid, values in reply[1] if values]
         if claimed:
             log.warning("reclaimed %d job(s) idle for %d ms", len(claimed), self.lease_ms)
-            deliveries = self._deliveries([job.receipt or "" for job in claimed])
-            self._poisoned += [(j, deliveries[j.receipt or ""]) for j in claimed
-                               if deliveries.get(j.receipt or "", 0) >= MAX_DELIVERIES]
-            claimed = [j for j in claimed if deliveries.get(j.receipt or "", 0) < MAX_DELIVERIES]
-        return claimed
+        return self._not_poisoned(claimed)
+
+    def _from_dead_consumers(self, limit: int) -> list[Job]:
+        """Claim the pending messages of other consumers that are no longer alive: silent
+        past ``alive_ms`` (no XREADGROUP) and without a heartbeat (``beat``)."""
+        silent = [str(c["name"]) for c in self.client.xinfo_consumers(self.stream, GROUP)
+                  if c["name"] != self.consumer and int(c["pending"]) > 0
+                  and int(c["idle"]) >= self.alive_ms]
+        if not silent:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in silent:
+            pipe.exists(self._alive_key(name))
+        dead = [name for name, beating in zip(silent, pipe.execute(), strict=True)
+                if not beating]
+        claimed: list[Job] = []
+        for name in dead:
+            pending = self.client.xpending_range(self.stream, GROUP, min="-", max="+",
+                                                 count=limit - len(claimed), consumername=name)
+            if pending:
+                # min_idle_time: a message another consumer adopted a moment ago is its.
+                reply: list[Any] = self.client.xclaim(self.stream, GROUP, self.consumer,
+                                           min_idle_time=self.alive_ms,
+                                           message_ids=[p["message_id"] for p in pending])
+                taken = [_job(mid, values) for mid, values in reply if values]
+                if taken:
+                    log.warning("took %d job(s) of worker %s, no longer alive", len(taken),
+                                name)
+                claimed += taken
+            if len(claimed) >= limit:
+                break
+        return self._not_poisoned(claimed)
+
+    def _not_poisoned(self, claimed: list[Job]) -> list[Job]:
+        """``claimed`` but the messages delivered ``MAX_DELIVERIES`` times, kept for ``take``
+        to set aside as dead."""
+        if not claimed:
+            return []
+        deliveries = self._deliveries([job.receipt or "" for job in claimed])
+        self._poisoned += [(j, deliveries[j.receipt or ""]) for j in claimed
+                           if deliveries.get(j.receipt or "", 0) >= MAX_DELIVERIES]
+        return [j for j in claimed if deliveries.get(j.receipt or "", 0) < MAX_DELIVERIES]
+
+    def _alive_key(self, consumer: str) -> str:
+        return f"{self.stream}:alive:{consumer}"
+
+    async def beat(self) -> None:
+        await asyncio.to_thread(self.client.set, self._alive_key(self.consumer), 1,
+                                px=self.alive_ms)
 
     def remove_stale_consumers(self, idle_ms: int) -> int:
         """Delete the group's other consumers that own nothing pending and have been silent
@@ -382,4 +438,6 @@ class RedisStreamQueue:
             if self._group_ready and not self.client.xpending_range(
                     self.stream, GROUP, min="-", max="+", count=1, consumername=self.consumer):
                 self.client.xgroup_delconsumer(self.stream, GROUP, self.consumer)
+            # Stopped: whatever it still holds goes to the others once silent for alive_ms.
+            self.client.delete(self._alive_key(self.consumer))
         self.client.close()

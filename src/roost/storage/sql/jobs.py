@@ -6,12 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from roost.domain.models import Job
 from roost.ids import new_id
 from roost.storage.database import Tx, emit
-from roost.storage.schema import jobs
+from roost.storage.schema import job_holders, jobs
 from roost.storage.sql.raw import Raw
 
 c = jobs.c
@@ -20,6 +20,11 @@ c = jobs.c
 _INSERT = Raw("INSERT INTO jobs (id, kind, payload, attempts, run_after, last_error, dead,"
               " locked_until) VALUES (:id, :kind, :payload, 0, :run_after, NULL, FALSE, 0)")
 JOBS_ENQUEUED = "jobs-enqueued"
+# A worker's heartbeat (OutboxQueue.beat, and each claim) and the forgetting of processes
+# past their time; sent ahead on PostgreSQL, with the claim that follows.
+_ALIVE = Raw("INSERT INTO job_holders (id, alive_until) VALUES (:holder, :alive_until)"
+             " ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until")
+_FORGET_DEAD = Raw("DELETE FROM job_holders WHERE alive_until < :now")
 
 
 def _job(row: Any) -> Job:
@@ -40,20 +45,30 @@ class SqlJobStore:
         )
         return [_job(r) for r in rows]
 
-    def claim(self, tx: Tx, now: int, limit: int, lease_ms: int) -> list[Job]:
-        """Take up to ``limit`` due jobs that no live lease holds, leasing them until
-        ``now + lease_ms``. On PostgreSQL, rows another worker is claiming are skipped. A job
-        whose lease ran out unreleased (its worker stopped mid-step) counts that as a failed
-        attempt, so a job that kills its workers ends up dead instead of looping."""
-        stmt = (select(jobs).where(c.dead.is_(False), c.run_after <= now, c.locked_until <= now)
+    def alive(self, tx: Tx, holder: int, now: int, alive_until: int) -> None:
+        """Record that worker process ``holder`` is alive until ``alive_until``, and forget
+        the processes whose time has passed (their jobs are free to take)."""
+        _ALIVE.send(tx, {"holder": holder, "alive_until": alive_until})
+        _FORGET_DEAD.send(tx, {"now": now})
+
+    def claim(self, tx: Tx, now: int, limit: int, lease_ms: int, holder: int) -> list[Job]:
+        """Take up to ``limit`` due jobs that no live lease holds, leasing them to ``holder``
+        until ``now + lease_ms``. A lease is over when it runs out or, sooner, when its
+        holder is no longer alive (``alive``): a killed worker's jobs wait seconds, not the
+        lease. On PostgreSQL, rows another worker is claiming are skipped. A job whose lease
+        ended unreleased (its worker stopped mid-step) counts that as a failed attempt, so a
+        job that kills its workers ends up dead instead of looping."""
+        live_holders = select(job_holders.c.id).where(job_holders.c.alive_until > now)
+        stmt = (select(jobs).where(c.dead.is_(False), c.run_after <= now,
+                                   or_(c.locked_until <= now, c.locked_by.not_in(live_holders)))
                 .order_by(c.id).limit(limit))
         if tx.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt = stmt.with_for_update(skip_locked=True, of=jobs)
         rows = tx.execute(stmt).all()
         if not rows:
             return []
         tx.execute(update(jobs).where(c.id.in_([r.id for r in rows]))
-                   .values(locked_until=now + lease_ms))
+                   .values(locked_until=now + lease_ms, locked_by=holder))
         abandoned = [r.id for r in rows if r.locked_until > 0]
         if abandoned:
             tx.execute(update(jobs).where(c.id.in_(abandoned)).values(attempts=c.attempts + 1))
@@ -65,12 +80,13 @@ class SqlJobStore:
 
     def save_progress(self, tx: Tx, job_id: int, payload: dict[str, object]) -> None:
         encoded = orjson.dumps(payload).decode()
-        tx.execute(update(jobs).where(c.id == job_id).values(payload=encoded, locked_until=0))
+        tx.execute(update(jobs).where(c.id == job_id).values(payload=encoded, locked_until=0,
+                                                            locked_by=None))
 
     def retry(self, tx: Tx, job_id: int, error: str, run_after: int, dead: bool) -> None:
         tx.execute(update(jobs).where(c.id == job_id).values(
             attempts=c.attempts + 1, last_error=error[:2000], run_after=run_after, dead=dead,
-            locked_until=0,
+            locked_until=0, locked_by=None,
         ))
 
     def dead(self, tx: Tx) -> list[tuple[Job, str | None]]:
@@ -79,7 +95,7 @@ class SqlJobStore:
 
     def revive(self, tx: Tx, job_id: int, now: int) -> bool:
         result = tx.execute(update(jobs).where(c.id == job_id, c.dead.is_(True)).values(
-            dead=False, attempts=0, run_after=now, locked_until=0
+            dead=False, attempts=0, run_after=now, locked_until=0, locked_by=None
         ))
         if result.rowcount == 1:
             emit(tx, JOBS_ENQUEUED)
