@@ -50,6 +50,19 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", port=8000, sqlite_synchronous="NORMAL")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings_on_both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """``settings`` on SQLite, then on a fresh PostgreSQL database: a test module that wants
+    its in-process tests run on both engines overrides ``settings`` with this."""
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path / "data", port=8000, sqlite_synchronous="NORMAL")
+        return
+    from tests.pg_support import fresh_database
+
+    with fresh_database("roost_web") as url:
+        yield Settings(data_dir=tmp_path / "data", port=8000, database_url=url)
+
+
 @pytest.fixture
 def roost(settings: Settings) -> Iterator[Roost]:
     instance = Roost(settings)

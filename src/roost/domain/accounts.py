@@ -18,8 +18,10 @@ from roost.ids import new_id
 from roost.storage.database import Database, Tx
 from roost.storage.stores import Stores
 
-USERNAME = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Matched whole (fullmatch): "$" would also let a trailing newline through, and "bob\n" pass
+# for a second "bob".
+USERNAME = re.compile(r"[a-zA-Z0-9_]{1,30}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_FIELDS = 4
 MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 255
@@ -122,11 +124,11 @@ class AccountService:
     async def register(self, username: str, email: str, password: str, *, agreement: bool,
                        locale: str = "en", is_admin: bool = False) -> Account:
         details: dict[str, list[dict[str, str]]] = {}
-        if not USERNAME.match(username or ""):
+        if not USERNAME.fullmatch(username or ""):
             details["username"] = [{"error": "ERR_INVALID",
                                     "description": "must contain only letters, numbers and "
                                     "underscores, up to 30 characters"}]
-        if not EMAIL.match(email or "") or len(email) > 320:
+        if not EMAIL.fullmatch(email or "") or len(email) > 320:
             details["email"] = [{"error": "ERR_INVALID", "description": "is invalid"}]
         if len(password or "") < 8 or len(password) > 72:
             details["password"] = [{"error": "ERR_INVALID",
@@ -160,7 +162,7 @@ class AccountService:
     async def create_many(self, prefix: str, count: int) -> list[Account]:
         """Accounts ``<prefix>1``, ``<prefix>2``, ... (skipping taken names) with no password:
         they act through tokens only. For demos, replays and load tests."""
-        if not USERNAME.match(prefix + "0") or len(prefix) > 20:
+        if not USERNAME.fullmatch(prefix + "0") or len(prefix) > 20:
             raise InvalidInput("prefix must be letters, digits or underscores (up to 20)")
         if not 1 <= count <= 1000:
             raise InvalidInput("count must be between 1 and 1000")
@@ -191,7 +193,7 @@ class AccountService:
 
     async def create_named(self, usernames: list[str]) -> list[Account]:
         """Accounts with exactly these usernames and no password (all or none)."""
-        if not 1 <= len(usernames) <= 100 or not all(USERNAME.match(u) for u in usernames):
+        if not 1 <= len(usernames) <= 100 or not all(USERNAME.fullmatch(u) for u in usernames):
             raise InvalidInput("usernames must be 1 to 100 valid usernames")
 
         def apply(tx: Tx) -> list[Account]:
@@ -256,8 +258,9 @@ class AccountService:
 
     async def lookup(self, acct: str, local_domain: str) -> Account:
         username, _, domain = acct.lstrip("@").partition("@")
-        if domain and domain.lower() != local_domain.lower():
-            raise NotFound()
+        elsewhere = bool(domain) and domain.lower() != local_domain.lower()
+        if elsewhere or not USERNAME.fullmatch(username):
+            raise NotFound()  # (a name no account can have never reaches the database)
         found = await self.db.read(lambda tx: self.stores.accounts.by_username(tx, username))
         if found is None:
             raise NotFound()

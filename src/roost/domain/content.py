@@ -20,6 +20,12 @@ _HASHTAG = r"(?<![\w/&#)])#(?P<tagname>\w{0,100}[^\W\d]\w{0,100})"
 _TOKENS = re.compile(f"(?P<url>{_URL})|(?P<mention>{_MENTION})|(?P<tag>{_HASHTAG})",
                      re.IGNORECASE | re.UNICODE)
 _USERNAME_PART = re.compile(r"^[a-z0-9_]+$", re.IGNORECASE)
+_TAG_NAME = re.compile(r"\w{0,100}[^\W\d]\w{0,100}")
+
+
+def is_tag_name(name: str) -> bool:
+    """Whether ``name`` (without its ``#``) is one a post's hashtag can have."""
+    return _TAG_NAME.fullmatch(name) is not None
 
 _ALLOWED_TAGS = {"p", "br", "a", "span"}
 _ALLOWED_ATTRIBUTES = {

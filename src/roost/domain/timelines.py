@@ -11,6 +11,7 @@ import logging
 import secrets
 
 from roost.clock import now_ms
+from roost.domain import content
 from roost.domain.errors import NotFound
 from roost.domain.events import DeliveredHome, HomesMarked, RemovedHome
 from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
@@ -78,6 +79,9 @@ class TimelineService:
             snapshot=SNAPSHOT)
 
     async def tag(self, name: str, viewer_id: int | None, page: Page) -> list[StatusView]:
+        if not content.is_tag_name(name):
+            return []  # no post has it (nor does a NUL reach PostgreSQL)
+
         def read(tx: Tx) -> list[StatusView]:
             tag = self.stores.tags.by_name(tx, name)
             if tag is None:

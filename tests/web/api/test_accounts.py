@@ -28,6 +28,10 @@ def test_registration_validation(api: Api) -> None:
     assert taken.json()["details"]["username"][0]["error"] == "ERR_TAKEN"
     assert taken.json()["details"]["email"][0]["error"] == "ERR_TAKEN"
     assert _register(api, username="x" * 31, email="x@example.com").status_code == 422
+    # A trailing newline is not a name of its own: "alice\n" would pass for alice.
+    sneaky = _register(api, username="alice\n", email="sneaky@example.com\n")
+    assert sneaky.status_code == 422
+    assert set(sneaky.json()["details"]) == {"username", "email"}
 
 
 def test_registration_needs_a_token_and_open_registrations(api: Api, make_api: Any) -> None:
@@ -93,6 +97,7 @@ def test_get_lookup_and_unknown(api: Api, client: TestClient) -> None:
     assert client.get("/api/v1/accounts/lookup",
                       params={"acct": "alice@elsewhere.example"}).status_code == 404
     assert client.get("/api/v1/accounts/lookup").status_code == 422
+    assert client.get("/api/v1/accounts/lookup", params={"acct": "alice\n"}).status_code == 404
     assert client.get("/api/v1/accounts/123456").status_code == 404
     assert client.get("/api/v1/accounts/not-a-number").status_code == 404
     many = client.get("/api/v1/accounts", params=[("id[]", alice.id), ("id[]", "42")])
