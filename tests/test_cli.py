@@ -1,4 +1,4 @@
-"""The roost command: help, migrate, create-user, token, check."""
+"""The roost command: help, migrate, create-user, token, check, jobs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from roost.cli import main
+from roost.runtime import Roost
 from roost.settings import Settings
 
 
@@ -43,6 +44,21 @@ def test_user_token_and_check(tmp_path: Path) -> None:
                          ).exit_code != 0
     check = runner.invoke(main, [*data, "check"])
     assert check.exit_code == 0 and "match" in check.output
+
+
+def test_jobs_pending_counts_what_the_workers_have_not_run(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(main, [*data, "migrate"]).exit_code == 0
+    assert runner.invoke(main, [*data, "jobs", "pending"]).output == "0 pending job(s).\n"
+    roost = Roost(Settings(data_dir=tmp_path))
+    try:
+        for n in range(2):
+            roost.db.write_sync(lambda tx, n=n: roost.stores.jobs.enqueue(
+                tx, "rebuild_home", {"account_id": n, "after": 0}, 0))
+    finally:
+        roost.close()
+    assert runner.invoke(main, [*data, "jobs", "pending"]).output == "2 pending job(s).\n"
 
 
 def test_check_finds_and_repairs_a_wrong_counter(tmp_path: Path) -> None:

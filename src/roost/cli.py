@@ -140,7 +140,23 @@ def worker(ctx: click.Context, data_dir: Path | None) -> None:
 
 @main.group()
 def jobs() -> None:
-    """Background jobs: list and replay dead letters."""
+    """Background jobs: how many wait, and the dead letters (list and replay)."""
+
+
+@jobs.command("pending")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Data folder (ROOST_DATA_DIR).")
+@click.pass_context
+def jobs_pending(ctx: click.Context, data_dir: Path | None) -> None:
+    """Count the jobs not yet finished (fan-outs, rebuilds...), wherever they wait: the
+    database's outbox, and with Redis the stream and its retries. 0 once the workers have
+    caught up."""
+    roost = _open(_settings(ctx, data_dir=data_dir))
+    try:
+        pending = roost.jobs.pending_count()
+    finally:
+        roost.close()
+    click.echo(f"{pending} pending job(s).")
 
 
 @jobs.command("dead")

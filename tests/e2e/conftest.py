@@ -29,13 +29,16 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A `roost serve` child process; restartable on the same data dir."""
+    """A `roost serve` child process, with ``workers`` `roost worker` processes beside it
+    (their output in ``worker.log`` next to the data dir); restartable on the same data dir."""
 
     data_dir: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    workers: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    worker_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -57,27 +60,38 @@ class Server:
                 raise RuntimeError(f"roost serve exited:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/api/v1/instance", timeout=1).status_code == 200:
+                    self._start_workers()
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"roost serve did not start:\n{self.log()}")
 
+    def _start_workers(self) -> None:
+        log = (self.data_dir.parent / "worker.log").open("ab")
+        self.worker_processes = [subprocess.Popen(
+            [sys.executable, "-m", "roost", "--data-dir", str(self.data_dir), "worker"],
+            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+            for _ in range(self.workers)]
+
     def kill(self) -> None:
-        """kill -9: no shutdown, no flush."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.process = None
+        """kill -9, the server and its workers: no shutdown, no flush."""
+        for process in [self.process, *self.worker_processes]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+        self.process, self.worker_processes = None, []
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in [*self.worker_processes, self.process]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.worker_processes = []
         self.process = None
 
     def log(self) -> str:
@@ -226,18 +240,9 @@ def server_with_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
     """`roost serve` with ``env`` (plus the password grant, and no embedded worker) and one
     separate `roost worker` (its output in worker.log); both stopped afterwards."""
     env = {"ROOST_ALLOW_PASSWORD_GRANT": "true", **env, "ROOST_EMBEDDED_WORKER": "false"}
-    instance = Server(tmp_path / "data", free_port(), env=env)
+    instance = Server(tmp_path / "data", free_port(), env=env, workers=1)
     instance.start()
-    log = (tmp_path / "worker.log").open("ab")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "roost", "--data-dir", str(instance.data_dir), "worker"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield instance
     finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
         instance.stop()

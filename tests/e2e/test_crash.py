@@ -1,5 +1,7 @@
 """kill -9 in the middle of a burst of posts and follows: after a restart nothing that was
-answered is lost, unfinished fan-outs resume from the outbox, and no counter is off."""
+answered is lost, unfinished fan-outs resume from the outbox, and no counter is off. Embedded
+(one `roost serve` on SQLite) and production (`roost serve` and a `roost worker` on PostgreSQL
+and Redis, both killed at once)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import (
     Account,
@@ -23,6 +26,7 @@ from tests.e2e.conftest import (
     get_all,
     register_many,
 )
+from tests.pg_support import fresh_database
 
 AUTHORS = 3
 FOLLOWERS = 4  # follow every author before the burst
@@ -106,10 +110,16 @@ async def late_follower(client: httpx.AsyncClient, burst: Burst, user: Account,
         burst.accepted_follows.add((user.id, author.id))
 
 
-def pending_jobs(data_dir: Path) -> tuple[int, int]:
-    """(pending, dead) jobs in the outbox, read straight from the SQLite file (read-only, so
-    a crashed database's WAL is left for the restarted server to recover)."""
-    db = sqlite3.connect(f"file:{data_dir / 'roost.db'}?mode=ro", uri=True, timeout=30)
+def pending_jobs(server: Server) -> tuple[int, int]:
+    """(pending, dead) jobs. Embedded: in the outbox, read straight from the SQLite file
+    (read-only, so a crashed database's WAL is left for the restarted server to recover).
+    Production: wherever they wait (the outbox, the stream), as `roost jobs` counts them."""
+    if "ROOST_DATABASE_URL" in server.env:
+        pending, dead = server.roost("jobs", "pending"), server.roost("jobs", "dead")
+        assert pending.returncode == dead.returncode == 0, pending.stderr + dead.stderr
+        return int(pending.stdout.split()[0]), int(dead.stdout.splitlines()[-1].split()[0])
+    db = sqlite3.connect(f"file:{server.data_dir / 'roost.db'}?mode=ro", uri=True,
+                         timeout=30)
     try:
         row = db.execute("SELECT count(*) - coalesce(sum(dead), 0), coalesce(sum(dead), 0) "
                          "FROM jobs").fetchone()
@@ -126,17 +136,28 @@ async def eventually(probe: Callable[[], Awaitable[bool]], what: str,
         await asyncio.sleep(0.1)
 
 
-def test_kill_during_burst_loses_nothing_answered(tmp_path: Path) -> None:
+@pytest.fixture(params=["embedded", "production"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """Not started. One follower per fan-out step, so a kill lands in the middle of fan-outs
+    and the restarted worker must resume them from their saved cursor. It does once the
+    killed process is known dead (silent for ALIVE_MS), not when its leases run out: with
+    leases of two minutes the fan-outs must still all finish within `eventually`'s minute."""
+    env = {"ROOST_ALLOW_PASSWORD_GRANT": "true", "ROOST_FANOUT_BATCH_SIZE": "1",
+           "ROOST_JOB_LEASE_SECONDS": "120"}
+    if request.param == "embedded":
+        yield Server(tmp_path / "data", free_port(), env=env)
+        return
+    with fresh_database("roost_crash") as database_url:
+        yield Server(tmp_path / "data", free_port(), workers=1, env={
+            **env, "ROOST_DATABASE_URL": database_url, "ROOST_EMBEDDED_WORKER": "false",
+            "ROOST_REDIS_URL": request.getfixturevalue("redis_url"),
+            "ROOST_REDIS_PREFIX": request.getfixturevalue("redis_prefix")})
+
+
+def test_kill_during_burst_loses_nothing_answered(server: Server) -> None:
     seed = int(os.environ.get("ROOST_E2E_SEED", random.randrange(1 << 30)))
     print(f"seed {seed}")
     rng = random.Random(seed)
-    # One follower per fan-out step, so a kill lands in the middle of fan-outs and the
-    # restarted worker must resume them from their saved cursor. It does once the killed
-    # process is known dead (silent for ALIVE_MS), not when its leases run out: with leases
-    # of two minutes the fan-outs must still all finish within `eventually`'s minute.
-    server = Server(tmp_path / "data", free_port(),
-                    env={"ROOST_ALLOW_PASSWORD_GRANT": "true", "ROOST_FANOUT_BATCH_SIZE": "1",
-                         "ROOST_JOB_LEASE_SECONDS": "120"})
     server.start()
     try:
         asyncio.run(scenario(server, rng))
@@ -145,6 +166,9 @@ def test_kill_during_burst_loses_nothing_answered(tmp_path: Path) -> None:
     checked = server.roost("check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Traceback" not in server.log(), server.log()[-5000:]
+    workers_log = server.data_dir.parent / "worker.log"
+    if server.workers:
+        assert "Traceback" not in workers_log.read_text(), workers_log.read_text()[-5000:]
 
 
 async def scenario(server: Server, rng: random.Random) -> None:
@@ -180,7 +204,7 @@ async def scenario(server: Server, rng: random.Random) -> None:
                                                                               strict=True)),
         )
     assert burst.killed
-    pending, dead = pending_jobs(server.data_dir)
+    pending, dead = pending_jobs(server)
     print(f"killed after {len(burst.accepted_posts)} accepted posts and "
           f"{len(burst.accepted_follows)} accepted follows; {len(burst.unknown_posts)} posts "
           f"and {len(burst.unknown_follows)} follows unanswered; {pending} jobs pending")
@@ -270,5 +294,5 @@ async def after_restart(client: httpx.AsyncClient, server: Server, burst: Burst,
         return True
 
     await eventually(homes_complete, "fan-out to every home timeline")
-    await eventually(lambda: asyncio.to_thread(lambda: pending_jobs(server.data_dir) == (0, 0)),
+    await eventually(lambda: asyncio.to_thread(lambda: pending_jobs(server) == (0, 0)),
                      "the outbox to drain")
