@@ -25,6 +25,7 @@ from roost.domain.models import (
     Account,
     App,
     AuthCode,
+    FollowAttempt,
     Job,
     Marker,
     Milestone,
@@ -382,6 +383,35 @@ def test_follow_relationship_lookups(h: Harness) -> None:
     assert h.read(h.s.follows.relations, viewer, [a]) == RelationshipFacts(
         {a: (True, False)}, set(), set(), set())
     assert h.read(h.s.follows.relations, viewer, []) == RelationshipFacts({}, set(), set(), set())
+
+
+def test_follow_open_loads_the_target_and_follows_only_an_open_one(h: Harness) -> None:
+    viewer, star, shy = (make_account(h, name) for name in ("viewer", "star", "shy"))
+    h.write(h.s.follows.insert, star.id, viewer.id, new_id(), NOW, True, False)
+    h.write(h.s.accounts.update, shy.id, {"locked": True})
+
+    def follow(tx: Tx, target_id: int) -> FollowAttempt:
+        # With a counter change sent ahead in the same transaction, as a follow's are: the
+        # target is loaded after it.
+        h.s.counters.add(tx, target_id, 0, followers=7)
+        return h.s.follows.follow_open(tx, viewer.id, target_id, new_id(), NOW, False, True)
+
+    first = h.write(follow, star.id)
+    assert first.followed and first.target is not None
+    assert (first.target.id, first.target.followers_count) == (star.id, 7)
+    # The relationship as it was before the edge.
+    assert first.facts == RelationshipFacts({}, {star.id}, set(), set())
+    assert h.read(h.s.follows.get, viewer.id, star.id) == (False, True)
+    again = h.write(follow, star.id)
+    assert not again.followed and again.facts.following == {star.id: (False, True)}
+    assert again.target is not None and again.target.followers_count == 14
+    locked = h.write(follow, shy.id)
+    assert not locked.followed and locked.target is not None and locked.target.locked
+    assert h.read(h.s.follows.get, viewer.id, shy.id) is None
+    nobody = new_id()
+    missing = h.write(h.s.follows.follow_open, viewer.id, nobody, new_id(), NOW, True, False)
+    assert (missing.target, missing.followed) == (None, False)
+    assert h.read(h.s.follows.get, viewer.id, nobody) is None
 
 
 def test_familiar_followers(h: Harness) -> None:

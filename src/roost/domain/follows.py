@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from roost.clock import now_ms
 from roost.domain.errors import Forbidden, NotFound
 from roost.domain.events import FollowersChanged, PulledFollowChanged
-from roost.domain.models import Account, Page, Relationship
+from roost.domain.models import Account, Page, Relationship, RelationshipFacts
 from roost.domain.notifications import notify, withdraw
 from roost.domain.stats import MilestoneRule
 from roost.ids import new_id
@@ -58,13 +58,24 @@ class FollowService:
         """Follow; a locked account gets a follow request to accept or reject instead."""
 
         def apply(tx: Tx) -> Relationship:
-            target = self._target(tx, follower_id, target_id)
+            if follower_id == target_id:
+                raise Forbidden("You cannot follow yourself")
             show_reblogs = True if reblogs is None else reblogs
-            # The common case first: a new follow of an open account is one insert that
-            # succeeds; only when it finds the edge already there are its options read.
-            if not target.locked and self._add_edge(tx, follower_id, target, show_reblogs,
-                                                    bool(notify_posts)):
-                return self.relationships_in(tx, follower_id, [target_id])[0]
+            # The common case first, in one round trip on PostgreSQL: under the target's
+            # counter lock (see _held_account), load it, read the relationship and make the
+            # edge if the account is open. Only when that made nothing (a locked account, an
+            # edge already there) are the options read.
+            self.stores.counters.hold(tx, target_id)
+            at = now_ms()
+            attempt = self.stores.follows.follow_open(tx, follower_id, target_id, new_id(), at,
+                                                      show_reblogs, bool(notify_posts))
+            target = attempt.target
+            if target is None:
+                raise NotFound()
+            if attempt.followed:
+                self._edge_added(tx, follower_id, target, at)
+                attempt.facts.following[target_id] = (show_reblogs, bool(notify_posts))
+                return _relationship(target_id, attempt.facts)
             existing = self.stores.follows.get(tx, follower_id, target_id)
             if existing is not None:
                 show_reblogs = existing[0] if reblogs is None else reblogs
@@ -84,12 +95,19 @@ class FollowService:
         """Insert the edge with its counters, event, notification and backfill; False (and
         nothing changed) when the edge already exists. ``target`` was loaded by
         ``_held_account`` in this transaction, after any earlier edge it changed."""
+        at = now_ms()
+        if not self.stores.follows.insert(tx, follower_id, target.id, new_id(), at,
+                                          show_reblogs, notifying):
+            return False
+        self._edge_added(tx, follower_id, target, at, notify_target=notify_target)
+        return True
+
+    def _edge_added(self, tx: Tx, follower_id: int, target: Account, at: int, *,
+                    notify_target: bool = True) -> None:
+        """What a new edge brings along: counters, history event, notification, backfill,
+        fan-out mode, milestone."""
         stores = self.stores
         target_id = target.id
-        at = now_ms()
-        if not stores.follows.insert(tx, follower_id, target_id, new_id(), at, show_reblogs,
-                                     notifying):
-            return False
         stores.counters.add(tx, target_id, follower_id % self.shards, followers=1)
         stores.counters.add(tx, follower_id, target_id % self.shards, following=1)
         stores.follows.record_event(tx, target_id, follower_id, +1, new_id(), at)
@@ -102,7 +120,6 @@ class FollowService:
         followers = self._update_fanout_mode(tx, target, follower_id, +1)
         emit(tx, FollowersChanged(target_id, followers, at))
         self.milestones.record_if_reached(stores, tx, target_id, followers, follower_id, at)
-        return True
 
     async def unfollow(self, follower_id: int, target_id: int) -> Relationship:
         def apply(tx: Tx) -> Relationship:
@@ -199,19 +216,7 @@ class FollowService:
 
     def relationships_in(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
         facts = self.stores.follows.relations(tx, viewer_id, ids)
-        out = []
-        for account_id in ids:
-            flags = facts.following.get(account_id)
-            out.append(Relationship(
-                id=account_id,
-                following=flags is not None,
-                followed_by=account_id in facts.followed_by,
-                showing_reblogs=bool(flags and flags[0]),
-                notifying=bool(flags and flags[1]),
-                requested=account_id in facts.requested,
-                requested_by=account_id in facts.requested_by,
-            ))
-        return out
+        return [_relationship(account_id, facts) for account_id in ids]
 
     async def relationships(self, viewer_id: int, ids: Sequence[int]) -> list[Relationship]:
         def read(tx: Tx) -> list[Relationship]:
@@ -252,3 +257,16 @@ class FollowService:
             return [(i, accounts[a]) for i, a in rows if a in accounts]
 
         return await self.db.read(read)
+
+
+def _relationship(account_id: int, facts: RelationshipFacts) -> Relationship:
+    flags = facts.following.get(account_id)
+    return Relationship(
+        id=account_id,
+        following=flags is not None,
+        followed_by=account_id in facts.followed_by,
+        showing_reblogs=bool(flags and flags[0]),
+        notifying=bool(flags and flags[1]),
+        requested=account_id in facts.requested,
+        requested_by=account_id in facts.requested_by,
+    )

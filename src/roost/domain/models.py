@@ -97,6 +97,17 @@ class RelationshipFacts:
 
 
 @dataclass
+class FollowAttempt:
+    """A follow of an open account in one go (``FollowStore.follow_open``): the account
+    (None: there is none), the relationship facts from before the follow, and whether the
+    edge was made (False: the account is locked, or the edge was already there)."""
+
+    target: Account | None
+    facts: RelationshipFacts
+    followed: bool
+
+
+@dataclass
 class StatusMarks:
     """What a viewer did to some statuses (``StatusStore.viewer_marks``): the ids they
     favourited, reblogged, bookmarked and pinned."""

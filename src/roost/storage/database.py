@@ -106,6 +106,27 @@ def run_sent_ahead(tx: Tx, text: str | None = None, params: Any = None) -> Any:
     return cursor
 
 
+def run_together(tx: Tx, statements: list[tuple[str, Any]]) -> list[Any] | None:
+    """On PostgreSQL's writer: run what is queued on ``tx`` and then ``statements`` (in the
+    driver's parameter style), in order, in one round trip; returns each statement's cursor,
+    its result read. None (nothing run) on any other connection: run them one by one."""
+    pending: list[tuple[str, Any]] | None = tx.info.get(_SENT_AHEAD)
+    if pending is None:
+        return None
+    earlier, pending[:] = list(pending), []
+    run = [*earlier, *statements]
+    driver = tx.connection.driver_connection
+    cursors: list[Any] = []
+    failing = run[0]
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            for failing in run:
+                cursors.append(driver.execute(*failing))  # type: ignore[union-attr]
+    except tx.dialect.loaded_dbapi.Error as error:
+        raise driver_error(tx, failing[0], failing[1], error) from error
+    return cursors[len(earlier):]
+
+
 _DEFERRED = "roost.deferred"
 
 

@@ -15,6 +15,7 @@ from roost.domain.models import (
     Account,
     App,
     AuthCode,
+    FollowAttempt,
     Job,
     Marker,
     Milestone,
@@ -70,6 +71,11 @@ class FollowStore(Protocol):
     def following_of(self, tx: Tx, viewer_id: int,
                      ids: Sequence[int]) -> dict[int, tuple[bool, bool]]: ...
     def relations(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> RelationshipFacts: ...
+    def follow_open(self, tx: Tx, follower_id: int, target_id: int, follow_id: int, at: int,
+                    show_reblogs: bool, notify: bool) -> FollowAttempt:
+        """Load the target (with its counts) and the relationship facts, and make the edge if
+        the target is open: one round trip where the engine allows."""
+        ...
     def familiar_followers(self, tx: Tx, viewer_id: int, ids: Sequence[int],
                            limit: int) -> dict[int, list[int]]: ...
     def followed_ids(self, tx: Tx, follower_id: int) -> list[int]: ...

@@ -75,8 +75,9 @@ def account_from(row: Sequence[Any]) -> Account:
                     else None)
 
 
-# The accounts with their counter sums in one statement: one round trip on PostgreSQL.
-_BY_IDS = Raw(
+# The accounts with their counter sums in one statement: one round trip on PostgreSQL. (Also
+# run by other stores in one round trip with their own statements: ``FollowStore.follow_open``.)
+BY_IDS = Raw(
     f"SELECT {account_select('a', 't')} FROM accounts a"
     f" LEFT JOIN {counter_sums('account_id IN ids(:ids)')} t ON t.account_id = a.id"
     " WHERE a.id IN ids(:ids)", lists=["ids"])
@@ -150,7 +151,7 @@ class SqlAccountStore:
         if not wanted:
             return {}
         found = {}
-        for row in _BY_IDS.all(tx, {"ids": wanted}):
+        for row in BY_IDS.all(tx, {"ids": wanted}):
             found[row[0]] = account_from(row)
         return found
 

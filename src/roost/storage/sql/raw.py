@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from roost.domain.models import Page
-from roost.storage.database import Tx, driver_error, run_sent_ahead, send_ahead
+from roost.storage.database import Tx, driver_error, run_sent_ahead, run_together, send_ahead
 
 _IN_LIST = re.compile(r"\bIN ids\(:(\w+)\)")
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
@@ -75,6 +75,21 @@ class Raw:
         except tx.dialect.loaded_dbapi.Error as error:
             raise driver_error(tx, text, values, error) from error
 
+    @staticmethod
+    def together(tx: Tx, statements: Sequence[tuple[Raw, dict[str, Any]]]
+                 ) -> list[tuple[list[tuple[Any, ...]], int]]:
+        """Run ``statements`` in order, each one's (rows, rowcount): on PostgreSQL's writer
+        in one round trip (with whatever was sent ahead), elsewhere one after the other,
+        each read whole before the next runs."""
+        prepared = [raw._prepared(tx, params) for raw, params in statements]
+        cursors = run_together(tx, [(text, values) for _, text, values in prepared])
+        if cursors is None:
+            cursors = []
+            for sqlite, text, values in prepared:
+                cursor = Raw._execute(tx, sqlite, text, values)
+                cursors.append(_Read(cursor))
+        return [(_rows(cursor), cursor.rowcount) for cursor in cursors]
+
     def send(self, tx: Tx, params: dict[str, Any] | None = None) -> None:
         """Execute a statement whose result nobody reads: on PostgreSQL's writer it goes out
         with the next statement, in one round trip (``database.send_ahead``); else now."""
@@ -111,6 +126,23 @@ class Raw:
             cursor.executemany(text, rows)
         except tx.dialect.loaded_dbapi.Error as error:
             raise driver_error(tx, text, rows, error) from error
+
+
+class _Read:
+    """A cursor's result read at once (SQLite steps a SELECT lazily: a later statement of
+    the same batch could change what it had yet to return)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.rowcount: int = cursor.rowcount
+        self.rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+        self.description = cursor.description
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+def _rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return list(cursor.fetchall()) if cursor.description else []
 
 
 def page_shape(page: Page) -> tuple[bool, bool, bool]:
