@@ -605,6 +605,26 @@ def test_a_statement_sent_ahead_that_fails_fails_its_own_operation(db: Database)
     assert _ids(db) == {1, 10, 12}
 
 
+def test_statements_run_together_see_what_was_sent_ahead_and_each_other(db: Database) -> None:
+    """Raw.together: on PostgreSQL's writer one round trip with the queue before it, each
+    statement's rows and rowcount; elsewhere the same results one statement at a time."""
+    def op(tx: Tx) -> list[tuple[list[tuple[Any, ...]], int]]:
+        _SEND_TAG.send(tx, {"id": 1, "name": "t1"})
+        return Raw.together(tx, [(_COUNT_TAGS, {}), (_SEND_TAG, {"id": 2, "name": "t2"}),
+                                 (_COUNT_TAGS, {})])
+
+    (before, _), (_, inserted), (after, _) = db.write_sync(op)
+    assert (before, inserted, after) == ([(1,)], 1, [(2,)])
+
+    def failing(tx: Tx) -> object:
+        return Raw.together(tx, [(_SEND_TAG, {"id": 3, "name": "t3"}),
+                                 (_SEND_TAG, {"id": 1, "name": "again"})])
+
+    with pytest.raises(IntegrityError):  # the operation fails whole: 3 is not kept either
+        db.write_sync(failing)
+    assert _ids(db) == {1, 2}
+
+
 def test_statements_sent_ahead_by_a_failed_operation_are_dropped(db: Database) -> None:
     def op(tx: Tx) -> None:
         _SEND_TAG.send(tx, {"id": 5, "name": "t5"})
