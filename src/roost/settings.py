@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     read_threads: int | None = Field(
         None, ge=1,
         description="Database reads a process runs at once; unset: 1 on SQLite (a read there "
-        "is CPU work under one GIL, and more threads only contend for it), 16 on PostgreSQL "
-        "(one pooled connection each).",
+        "is CPU work under one GIL, and more threads only contend for it), 4 on PostgreSQL "
+        "(one pooled connection each; more only queue for the GIL).",
     )
     milestones: str = Field(
         "1000,10000,100000,1000000",

@@ -189,7 +189,7 @@ def emit(tx: Tx, event: object) -> None:
 
 
 # Reads at once on PostgreSQL by default, each on a connection of the pool kept open for it.
-PG_READ_CONNECTIONS = 16
+PG_READ_CONNECTIONS = 4
 # Reads that may scan a large table (searches) at once, in a lane of their own.
 SCAN_READ_THREADS = 2
 
@@ -212,8 +212,10 @@ class Database:
         # statement step and takes it back, a thread switch each time another thread wants
         # it): a second reader thread only adds those switches (BENCHMARKS.md: home read
         # 585 req/s with four threads, 670 with two, 820 with one, p99 halved). A PostgreSQL
-        # read mostly waits on the network, so several run at once, never more than the pool
-        # holds: a read beyond it would open a connection of its own and close it afterwards.
+        # read mostly waits on the network, so several run at once, but its rows become
+        # Python objects under the GIL too: four, not sixteen (home read +55%, BENCHMARKS.md),
+        # and never more than the pool holds: a read beyond it would open a connection of
+        # its own and close it afterwards.
         self.read_threads = read_threads or (1 if self.dialect == "sqlite"
                                              else PG_READ_CONNECTIONS)
         self.write_engine = self._make_engine(url, writer=True)
