@@ -22,7 +22,7 @@ from contextlib import ExitStack
 import pytest
 import redis
 
-from tests.services import unusable
+from tests.services import stop_process, unusable
 
 NODES = 3
 START_SECONDS = 20.0
@@ -78,7 +78,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                  "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--dir", str(folder)],
                 stdout=log, stderr=subprocess.STDOUT)
-            stack.callback(_stop, process)
+            stack.callback(stop_process, process)
         probes = [redis.Redis(port=p, decode_responses=True) for p in ports]
         for probe in probes:
             stack.callback(probe.close)
@@ -95,15 +95,6 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         for probe in probes:
             _wait("ok", until, probe)
         yield f"redis://127.0.0.1:{ports[0]}"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

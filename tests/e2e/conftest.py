@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.pg_support import fresh_database
+from tests.services import stop_process
 
 
 def free_port() -> int:
@@ -84,13 +85,8 @@ class Server:
 
     def stop(self) -> None:
         for process in [*self.worker_processes, self.process]:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            if process is not None:
+                stop_process(process)
         self.worker_processes = []
         self.process = None
 

@@ -77,6 +77,17 @@ class Recorder:
         return {"count": self.count}
 
 
+def take_now(queue: JobQueue) -> list[Job]:
+    """Relay what the outbox holds and take up to 10 due jobs, without waiting: a worker that
+    then never settles them is one that died holding them."""
+
+    async def take() -> list[Job]:
+        await queue.relay()
+        return await queue.take(10, 0)
+
+    return asyncio.run(take())
+
+
 def drain(runner: JobRunner, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while runner.pending_count():
@@ -164,15 +175,11 @@ def test_a_job_taken_by_a_dead_worker_is_run_by_another_after_the_lease(
     runner = JobRunner(db, survivor, recorder.handlers())
     job_id = enqueue(db, "count", {"steps": 1})
 
-    async def take(queue: JobQueue) -> list[Job]:
-        await queue.relay()
-        return await queue.take(10, 0)
-
-    [lost] = asyncio.run(take(doomed))  # ... and that worker never settles it
+    [lost] = take_now(doomed)  # ... and that worker never settles it
     assert lost.id == job_id
-    assert asyncio.run(take(survivor)) == []  # still leased
+    assert take_now(survivor) == []  # still leased
     time.sleep(0.45)
-    [again] = asyncio.run(take(survivor))
+    [again] = take_now(survivor)
     assert again.id == job_id
     asyncio.run(runner.run([again]))
     assert recorder.calls == [{"steps": 1}]
@@ -192,19 +199,15 @@ def test_a_killed_workers_jobs_are_taken_again_once_it_is_silent_not_after_the_l
     runner = JobRunner(db, survivor, recorder.handlers())
     job_id = enqueue(db, "count", {"steps": 0})
 
-    async def take(queue: JobQueue) -> list[Job]:
-        await queue.relay()
-        return await queue.take(10, 0)
-
     asyncio.run(doomed.beat())
-    [held] = asyncio.run(take(doomed))
+    [held] = take_now(doomed)
     assert held.id == job_id
     # Alive, its step running long past alive_ms (and past the Redis queue's look for
     # orphans, every RECLAIM_SECONDS): it keeps its job while it beats.
     beating_until = time.monotonic() + RECLAIM_SECONDS + 0.5
     while time.monotonic() < beating_until:
         asyncio.run(doomed.beat())
-        assert asyncio.run(take(survivor)) == []
+        assert take_now(survivor) == []
         time.sleep(0.1)
     # Killed: no more beats. The lease has a minute to run; the job is taken within seconds.
     killed = time.monotonic()
@@ -212,7 +215,7 @@ def test_a_killed_workers_jobs_are_taken_again_once_it_is_silent_not_after_the_l
     while not again:
         assert time.monotonic() - killed < 0.3 + RECLAIM_SECONDS + 2, "not taken again"
         time.sleep(0.05)
-        again = asyncio.run(take(survivor))
+        again = take_now(survivor)
     assert [j.id for j in again] == [job_id]
     asyncio.run(runner.run(again))
     assert recorder.calls == [{"steps": 0}]
