@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import delete, func, select
 
 import roost.domain.jobs as jobs_module
 import roost.storage.queue as outbox_queue
@@ -22,6 +23,7 @@ from roost.storage.database import Database, Tx
 from roost.storage.protocols import JobQueue
 from roost.storage.queue import OutboxQueue
 from roost.storage.redis.queue import GROUP, RECLAIM_SECONDS, RedisStreamQueue
+from roost.storage.schema import job_holders
 from roost.storage.sql.jobs import SqlJobStore
 
 MakeQueue = Callable[..., JobQueue]
@@ -221,6 +223,26 @@ def test_a_killed_workers_jobs_are_taken_again_once_it_is_silent_not_after_the_l
     assert recorder.calls == [{"steps": 0}]
     assert survivor.pending_count() == 0
     assert db.read_sync(SqlJobStore().dead) == []
+
+
+def test_an_idle_outbox_worker_beats_without_writing(db: Database) -> None:
+    """Its beats write only while it holds jobs: an idle embedded server writes nothing."""
+    queue = OutboxQueue(db, SqlJobStore(), lease_ms=60_000)
+
+    def beats_written() -> int:
+        return int(db.read_sync(lambda tx: tx.execute(
+            select(func.count()).select_from(job_holders)
+            .where(job_holders.c.id == queue.holder)).scalar_one()))
+
+    asyncio.run(queue.beat())
+    assert take_now(queue) == []
+    asyncio.run(queue.beat())
+    assert beats_written() == 0
+    enqueue(db, "count", {"steps": 0})
+    assert len(take_now(queue)) == 1
+    db.write_sync(lambda tx: tx.execute(delete(job_holders)))
+    asyncio.run(queue.beat())  # holding a job: known alive
+    assert beats_written() == 1
 
 
 # -- Redis Streams only --------------------------------------------------------------------

@@ -303,7 +303,8 @@ class JobQueue(Protocol):
     async def beat(self) -> None:
         """Tell the other workers that this one is alive, until ``alive_ms`` from now: while
         it is, the jobs it holds are theirs to take only when a lease runs out (this worker
-        hangs); once it is not (killed), at once. The runner beats every HEARTBEAT_SECONDS."""
+        hangs); once it is not (killed), at once. The runner beats every HEARTBEAT_SECONDS;
+        a queue may skip the beat while this worker holds no jobs."""
         ...
 
     def record(self, tx: Tx, job: Job, progress: dict[str, object] | None) -> None:

@@ -86,6 +86,7 @@ class OutboxQueue:
         self.lease_ms = lease_ms
         self.alive_ms = alive_ms
         self.holder = secrets.randbits(62)  # this process, as the holder of its leases
+        self._holding = False  # whether its last claim took jobs (it asks again when done)
         self._bell = Doorbell()
         db.on_commit(self._bell.on_commit)
 
@@ -93,7 +94,10 @@ class OutboxQueue:
         self.store.alive(tx, self.holder, now, now + self.alive_ms)
 
     async def beat(self) -> None:
-        await self.db.write(lambda tx: self._alive(tx, now_ms()))
+        # Only while it holds jobs: an idle worker has none for others to take, and an idle
+        # embedded server then writes nothing (no commit, no fsync, every second, forever).
+        if self._holding:
+            await self.db.write(lambda tx: self._alive(tx, now_ms()))
 
     async def relay(self) -> int:
         return 0  # workers take jobs straight from the outbox
@@ -104,8 +108,9 @@ class OutboxQueue:
     async def take(self, limit: int, wait: float) -> list[Job]:
         def claim(tx: Tx) -> list[Job]:
             now = now_ms()
-            self._alive(tx, now)  # a worker holding jobs is known alive, beating or not
             claimed = self.store.claim(tx, now, limit, self.lease_ms, self.holder)
+            if claimed:  # a worker holding jobs is known alive, beating or not
+                self._alive(tx, now)
             for job in claimed:
                 if job.attempts >= ABANDON_LIMIT:
                     self.store.bury(tx, job, f"set aside after {job.attempts} attempts; the "
@@ -114,6 +119,7 @@ class OutboxQueue:
 
         self._bell.clear()
         jobs = await self.db.write(claim)
+        self._holding = bool(jobs)
         if not jobs and wait > 0:
             # Jobs committed by this process ring the bell; other processes' are seen by
             # polling: the caller takes again either way.
