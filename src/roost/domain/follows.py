@@ -39,8 +39,7 @@ class FollowService:
     def _target(self, tx: Tx, follower_id: int, target_id: int) -> Account:
         """The account to follow or unfollow, loaded under its counter lock (see
         ``_held_account``)."""
-        if follower_id == target_id:
-            raise Forbidden("You cannot follow yourself")
+        _not_oneself(follower_id, target_id)
         target = self._held_account(tx, target_id)
         if target is None:
             raise NotFound()
@@ -58,8 +57,7 @@ class FollowService:
         """Follow; a locked account gets a follow request to accept or reject instead."""
 
         def apply(tx: Tx) -> Relationship:
-            if follower_id == target_id:
-                raise Forbidden("You cannot follow yourself")
+            _not_oneself(follower_id, target_id)
             show_reblogs = True if reblogs is None else reblogs
             # The common case first, in one round trip on PostgreSQL: under the target's
             # counter lock (see _held_account), load it, read the relationship and make the
@@ -257,6 +255,11 @@ class FollowService:
             return [(i, accounts[a]) for i, a in rows if a in accounts]
 
         return await self.db.read(read)
+
+
+def _not_oneself(follower_id: int, target_id: int) -> None:
+    if follower_id == target_id:
+        raise Forbidden("You cannot follow yourself")
 
 
 def _relationship(account_id: int, facts: RelationshipFacts) -> Relationship:

@@ -82,28 +82,19 @@ def run_sent_ahead(tx: Tx, text: str | None = None, params: Any = None) -> Any:
     """Run what is queued on ``tx`` and then ``text`` (if given) in one round trip; returns
     ``text``'s cursor (None without ``text``). Errors are raised as SQLAlchemy's."""
     pending: list[tuple[str, Any]] | None = tx.info.get(_SENT_AHEAD)
-    driver = tx.connection.driver_connection
     if not pending:
         if text is None:
             return None
         try:
-            return driver.execute(text, params)  # type: ignore[union-attr]
+            return tx.connection.driver_connection.execute(text, params)  # type: ignore[union-attr]
         except tx.dialect.loaded_dbapi.Error as error:
             raise driver_error(tx, text, params, error) from error
     statements = list(pending)
     pending.clear()
-    cursor = None
-    failing = statements[0]
-    try:
-        with driver.pipeline():  # type: ignore[union-attr]
-            for failing in statements:
-                driver.execute(*failing)  # type: ignore[union-attr]
-            if text is not None:
-                failing = (text, params)
-                cursor = driver.execute(text, params)  # type: ignore[union-attr]
-    except tx.dialect.loaded_dbapi.Error as error:
-        raise driver_error(tx, failing[0], failing[1], error) from error
-    return cursor
+    if text is None:
+        _pipelined(tx, statements)
+        return None
+    return _pipelined(tx, [*statements, (text, params)])[-1]
 
 
 def run_together(tx: Tx, statements: list[tuple[str, Any]]) -> list[Any] | None:
@@ -113,18 +104,24 @@ def run_together(tx: Tx, statements: list[tuple[str, Any]]) -> list[Any] | None:
     pending: list[tuple[str, Any]] | None = tx.info.get(_SENT_AHEAD)
     if pending is None:
         return None
-    earlier, pending[:] = list(pending), []
-    run = [*earlier, *statements]
+    earlier = list(pending)
+    pending.clear()
+    return _pipelined(tx, [*earlier, *statements])[len(earlier):]
+
+
+def _pipelined(tx: Tx, statements: list[tuple[str, Any]]) -> list[Any]:
+    """Run ``statements`` in one psycopg pipeline (one round trip); their cursors. An error
+    is raised as SQLAlchemy's, naming the statement that failed."""
     driver = tx.connection.driver_connection
     cursors: list[Any] = []
-    failing = run[0]
+    failing = statements[0]
     try:
         with driver.pipeline():  # type: ignore[union-attr]
-            for failing in run:
+            for failing in statements:
                 cursors.append(driver.execute(*failing))  # type: ignore[union-attr]
     except tx.dialect.loaded_dbapi.Error as error:
         raise driver_error(tx, failing[0], failing[1], error) from error
-    return cursors[len(earlier):]
+    return cursors
 
 
 _DEFERRED = "roost.deferred"

@@ -281,8 +281,9 @@ class JobQueue(Protocol):
     """Where background jobs wait to run: the worker takes due jobs, runs one step of each in
     a write transaction, then settles them (finished, continued, or failed and retried).
 
-    Delivery is at least once: a job whose worker dies before settling it is taken again after
-    its lease, so every step must be idempotent. The outbox (``storage/queue.py``) is one
+    Delivery is at least once: a job whose worker dies before settling it is taken again once
+    that worker is no longer alive (``beat``), or a stuck one's lease runs out, so every step
+    must be idempotent. The outbox (``storage/queue.py``) is one
     implementation, Redis Streams fed from the outbox (``storage/redis/queue.py``) another.
     """
 
@@ -296,8 +297,9 @@ class JobQueue(Protocol):
         ...
 
     async def take(self, limit: int, wait: float) -> list[Job]:
-        """Up to ``limit`` due jobs, held for this worker until settled or until the lease
-        runs out. With none due, wait about ``wait`` seconds for one (0: return at once)."""
+        """Up to ``limit`` due jobs, held for this worker until settled, until the lease runs
+        out, or until this worker stops being alive. With none due, wait about ``wait``
+        seconds for one (0: return at once)."""
         ...
 
     async def beat(self) -> None:

@@ -83,12 +83,11 @@ class Raw:
         each read whole before the next runs."""
         prepared = [raw._prepared(tx, params) for raw, params in statements]
         cursors = run_together(tx, [(text, values) for _, text, values in prepared])
-        if cursors is None:
-            cursors = []
-            for sqlite, text, values in prepared:
-                cursor = Raw._execute(tx, sqlite, text, values)
-                cursors.append(_Read(cursor))
-        return [(_rows(cursor), cursor.rowcount) for cursor in cursors]
+        if cursors is not None:
+            return [_result(cursor) for cursor in cursors]
+        # (Each read before the next runs: SQLite steps a SELECT lazily, and a later
+        # statement of the batch could change what it had yet to return.)
+        return [_result(Raw._execute(tx, *statement)) for statement in prepared]
 
     def send(self, tx: Tx, params: dict[str, Any] | None = None) -> None:
         """Execute a statement whose result nobody reads: on PostgreSQL's writer it goes out
@@ -128,21 +127,10 @@ class Raw:
             raise driver_error(tx, text, rows, error) from error
 
 
-class _Read:
-    """A cursor's result read at once (SQLite steps a SELECT lazily: a later statement of
-    the same batch could change what it had yet to return)."""
-
-    def __init__(self, cursor: Any) -> None:
-        self.rowcount: int = cursor.rowcount
-        self.rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
-        self.description = cursor.description
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.rows
-
-
-def _rows(cursor: Any) -> list[tuple[Any, ...]]:
-    return list(cursor.fetchall()) if cursor.description else []
+def _result(cursor: Any) -> tuple[list[tuple[Any, ...]], int]:
+    """A cursor's rows (none for a statement that returns none) and rowcount."""
+    rowcount: int = cursor.rowcount
+    return (list(cursor.fetchall()) if cursor.description else []), rowcount
 
 
 def page_shape(page: Page) -> tuple[bool, bool, bool]:
