@@ -5,6 +5,9 @@ Served by uvicorn with exactly the arguments `roost serve` passes (see roost/cli
 - ``GET /json``: a trivial Starlette JSON endpoint — the most requests/s any endpoint can do;
 - ``GET /hop``: the same after one round trip to a worker thread (``anyio.to_thread``), the
   price every Roost database call pays before any SQL;
+- ``GET /cpu``: a 25 KB answer after 1.2 ms of CPU on the event loop's thread, the shape of an
+  embedded home read whose reads run inline: how the event loop shares a saturated process
+  among its connections (``python -m bench.event_loops``);
 - ``POST /follow/{target}``: a bare follow in raw ``sqlite3`` behind a single writer thread
   that commits whatever is queued as one transaction, one savepoint per follow, with the
   server's pragmas: insert the edge if new, bump the count, append the history event, answer
@@ -12,7 +15,7 @@ Served by uvicorn with exactly the arguments `roost serve` passes (see roost/cli
   the design brief's "bare follow endpoint": Roost's follow storm measured against it shows
   what the domain layer, SQLAlchemy and authentication cost on top of group commit.
 
-Run: ``python -m bench.ceiling_app --port P --db FILE --synchronous FULL``.
+Run: ``python -m bench.ceiling_app --port P --db FILE --synchronous FULL [--loop asyncio]``.
 """
 
 from __future__ import annotations
@@ -117,6 +120,17 @@ def _settle(future: asyncio.Future[int], result: int | BaseException) -> None:
         future.set_result(result)
 
 
+CPU_SECONDS = 0.0012
+CPU_BODY = b'{"page":"' + b"x" * 25_000 + b'"}'
+
+
+def _busy(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
 def create_app(db_path: str, synchronous: str) -> Starlette:
     writer = BareWriter(db_path, synchronous)
 
@@ -126,6 +140,10 @@ def create_app(db_path: str, synchronous: str) -> Starlette:
     async def hop(_request: Request) -> Response:
         await anyio.to_thread.run_sync(_noop)
         return JSONResponse({"hello": "world"})
+
+    async def cpu(_request: Request) -> Response:
+        _busy(CPU_SECONDS)
+        return Response(CPU_BODY, media_type="application/json")
 
     async def follow(request: Request) -> Response:
         header = request.headers.get("authorization", "")
@@ -137,6 +155,7 @@ def create_app(db_path: str, synchronous: str) -> Starlette:
     return Starlette(routes=[
         Route("/json", trivial),
         Route("/hop", hop),
+        Route("/cpu", cpu),
         Route("/follow/{target}", follow, methods=["POST"]),
     ])
 
@@ -150,11 +169,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", required=True)
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"],
+                        help="the event loop (default asyncio, as ROOST_EVENT_LOOP's)")
     args = parser.parse_args()
     app = create_app(args.db, args.synchronous)
     # The same call as `roost serve` (roost/cli.py), with the log level the bench gives it.
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
-                proxy_headers=True, server_header=False)
+                proxy_headers=True, server_header=False, timeout_keep_alive=75, loop=args.loop)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class Process:
 def roost_server(data_dir: Path, synchronous: str, src: Path | None = None,
                  settings: dict[str, str] | None = None) -> Process:
     """`roost serve` on ``data_dir``, exactly as an operator starts it (one process, uvicorn
-    with its defaults: uvloop and httptools when installed). With ``src``, the ``roost``
+    on the event loop of ROOST_EVENT_LOOP, with httptools). With ``src``, the ``roost``
     package is imported from that folder instead (before/after comparisons in one run);
     ``settings`` are more ROOST_* variables (the production backend's database and Redis)."""
     port = free_port()
@@ -139,11 +139,13 @@ def roost_server(data_dir: Path, synchronous: str, src: Path | None = None,
                    ready_path="/api/v1/instance")
 
 
-def ceiling_server(work_dir: Path, synchronous: str) -> Process:
-    """The ceiling app (bench/ceiling_app.py) under the same uvicorn settings as `roost serve`."""
+def ceiling_server(work_dir: Path, synchronous: str, loop: str = "asyncio") -> Process:
+    """The ceiling app (bench/ceiling_app.py) under the same uvicorn settings as `roost serve`
+    (whose event loop is asyncio unless ROOST_EVENT_LOOP says otherwise)."""
     port = free_port()
     return Process([sys.executable, "-m", "bench.ceiling_app", "--port", str(port),
-                    "--db", str(work_dir / f"bare-{port}.db"), "--synchronous", synchronous],
+                    "--db", str(work_dir / f"bare-{port}.db"), "--synchronous", synchronous,
+                    "--loop", loop],
                    port, work_dir / f"ceiling-{port}.log", ready_path="/json")
 
 

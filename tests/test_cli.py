@@ -79,13 +79,20 @@ def test_check_finds_and_repairs_a_wrong_counter(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_serve_uses_data_dir_from_environment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", [None, "uvloop"])
+def test_serve_uses_data_dir_and_event_loop_from_environment(tmp_path: Path,
+                                                              event_loop: str | None) -> None:
+    """The settings reach the server: its data folder, and its event loop (the standard
+    library's unless ROOST_EVENT_LOOP asks for uvloop, seen in the libraries it loaded)."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "ROOST_DATA_DIR": str(tmp_path / "env-data"), "ROOST_PORT": str(port)}
+    env.pop("ROOST_EVENT_LOOP", None)
+    if event_loop:
+        env["ROOST_EVENT_LOOP"] = event_loop
     process = subprocess.Popen([sys.executable, "-m", "roost", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -100,6 +107,8 @@ def test_serve_uses_data_dir_from_environment(tmp_path: Path) -> None:
         else:
             raise AssertionError("server did not start")
         assert (tmp_path / "env-data" / "roost.db").exists()
+        loaded = Path(f"/proc/{process.pid}/maps").read_text()
+        assert ("/uvloop/" in loaded) == (event_loop == "uvloop")
     finally:
         process.terminate()
         process.wait(10)

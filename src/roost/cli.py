@@ -76,7 +76,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
     # busy clients expect: a client reusing a connection the server just closed sees a reset.
     options: dict[str, Any] = dict(host=settings.host, port=settings.port,
                                    log_level=settings.log_level, proxy_headers=True,
-                                   server_header=False, timeout_keep_alive=75)
+                                   server_header=False, timeout_keep_alive=75,
+                                   loop=settings.event_loop)
     if settings.web_processes == 1:
         from roost.runtime import Roost
         from roost.web.app import create_app

@@ -51,7 +51,8 @@ class Roost:
         self.db = Database(settings.resolved_database_url(),
                            sqlite_synchronous=settings.sqlite_synchronous,
                            write_batch_max=settings.write_batch_max,
-                           read_threads=settings.read_threads)
+                           read_threads=settings.read_threads,
+                           sqlite_inline_reads=settings.sqlite_inline_reads)
         self.stores = stores_for(settings)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)

@@ -144,6 +144,20 @@ class Settings(BaseSettings):
         "is CPU work under one GIL, and more threads only contend for it), 4 on PostgreSQL "
         "(one pooled connection each; more only queue for the GIL).",
     )
+    sqlite_inline_reads: bool = Field(
+        True,
+        description="On SQLite, run the bounded reads of the hot paths (authentication, "
+        "timeline pages, an account, a status) on the event loop's thread instead of handing "
+        "each to the reader thread: faster (no hand-off, no GIL contention), but a read that "
+        "waits on a slow disk holds up the whole process meanwhile.",
+    )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="The web server's event loop. asyncio (the standard library's) serves "
+        "connections in turn when the process is saturated; uvloop starved some of them "
+        "(home read at full load: p99 50-85 ms on asyncio, 200-670 ms on uvloop, at the same "
+        "throughput; BENCHMARKS.md).",
+    )
     milestones: str = Field(
         "1000,10000,100000,1000000",
         description="Follower counts that are milestones (comma-separated); see "

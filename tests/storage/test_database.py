@@ -386,6 +386,33 @@ def test_a_scan_does_not_hold_up_the_quick_reads(own_db: Callable[..., Database]
     assert finished["quick"] < finished["scan"] - 0.2
 
 
+@pytest.mark.parametrize("inline_reads", [True, False])
+def test_a_bounded_read_runs_on_the_event_loop_thread_on_sqlite(
+        own_db: Callable[..., Database], inline_reads: bool) -> None:
+    """On SQLite a bounded read (a token, a timeline page) runs where it is awaited, saving
+    the hand-off to the reader thread; every other read, every read with the setting off,
+    and every PostgreSQL read (it waits on the network) runs on a reader thread."""
+    database = own_db(sqlite_inline_reads=inline_reads)
+    assert database.inline_reads == (inline_reads and database.is_sqlite)
+
+    def where(tx: Tx) -> tuple[int, int]:
+        return threading.get_ident(), int(tx.execute(
+            select(func.count()).select_from(tags)).scalar_one())
+
+    async def main() -> dict[str, bool]:
+        here = threading.get_ident()
+        ran = {"bounded": await database.read(where, bounded=True),
+               "bounded, no snapshot": await database.read(where, bounded=True, snapshot=False),
+               "any": await database.read(where),
+               "scan": await database.read(where, bounded=True, scan=True)}
+        assert {count for _, count in ran.values()} == {0}
+        return {name: thread == here for name, (thread, _) in ran.items()}
+
+    inline = database.inline_reads
+    assert asyncio.run(main()) == {"bounded": inline, "bounded, no snapshot": inline,
+                                   "any": False, "scan": False}
+
+
 def test_close_finishes_queued_writes(own_db: Callable[..., Database], db: Database) -> None:
     database = own_db()
     futures = [database.submit(_insert(i)) for i in range(50)]

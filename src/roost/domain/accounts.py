@@ -248,7 +248,8 @@ class AccountService:
         )
 
     async def get(self, account_id: int) -> Account:
-        found = await self.db.read(lambda tx: self.stores.accounts.by_ids(tx, [account_id]))
+        found = await self.db.read(lambda tx: self.stores.accounts.by_ids(tx, [account_id]),
+                                   bounded=True)
         if account_id not in found:
             raise NotFound()
         return found[account_id]
@@ -261,7 +262,8 @@ class AccountService:
         elsewhere = bool(domain) and domain.lower() != local_domain.lower()
         if elsewhere or not USERNAME.fullmatch(username):
             raise NotFound()  # (a name no account can have never reaches the database)
-        found = await self.db.read(lambda tx: self.stores.accounts.by_username(tx, username))
+        found = await self.db.read(lambda tx: self.stores.accounts.by_username(tx, username),
+                                   bounded=True)
         if found is None:
             raise NotFound()
         return found

@@ -18,7 +18,8 @@ class MarkerService:
 
     async def get(self, account_id: int, timelines: list[str]) -> list[Marker]:
         wanted = [t for t in timelines if t in TIMELINES] or list(TIMELINES)
-        return await self.db.read(lambda tx: self.stores.markers.get(tx, account_id, wanted))
+        return await self.db.read(lambda tx: self.stores.markers.get(tx, account_id, wanted),
+                                  bounded=True)
 
     async def save(self, account_id: int, positions: dict[str, int]) -> list[Marker]:
         unknown = [t for t in positions if t not in TIMELINES]

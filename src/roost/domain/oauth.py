@@ -306,7 +306,7 @@ class OAuthService:
                 return None
             return self.stores.accounts.by_ids(tx, [account_id]).get(account_id)
 
-        return await self.db.read(read, snapshot=False)
+        return await self.db.read(read, snapshot=False, bounded=True)
 
     async def renew_session(self, secret: str) -> None:
         """The session is in use (called at most every ``SESSION_RENEW_MS``)."""
@@ -343,7 +343,7 @@ class OAuthService:
         asks once it listens for the token's revocation, so a revocation between its
         authentication and then is not missed."""
         return await self.db.read(lambda tx: self.stores.oauth.token_in_force(tx, token_id),
-                                  snapshot=False)
+                                  snapshot=False, bounded=True)
 
     async def authenticate(self, bearer: str) -> Authenticated | None:
         digest = _digest(bearer)
@@ -361,7 +361,7 @@ class OAuthService:
             return Authenticated(token, account, app)
 
         # One statement: no snapshot needed.
-        auth = await self.db.read(read, snapshot=False)
+        auth = await self.db.read(read, snapshot=False, bounded=True)
         if auth is not None:
             self.recent.put(digest, auth)
         return auth

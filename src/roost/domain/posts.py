@@ -130,7 +130,7 @@ class PostService:
         return out
 
     async def get(self, status_id: int, viewer_id: int | None) -> StatusView:
-        found = await self.db.read(lambda tx: self.views(tx, [status_id], viewer_id))
+        found = await self.db.read(lambda tx: self.views(tx, [status_id], viewer_id), bounded=True)
         if not found:
             raise NotFound()
         return found[0]

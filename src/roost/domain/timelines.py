@@ -65,18 +65,18 @@ class TimelineService:
             entries = self.home_entries(tx, account_id, page)
             return self.posts.views(tx, [e.status_id for e in entries], account_id)
 
-        return await self.db.read(read, snapshot=SNAPSHOT)
+        return await self.db.read(read, snapshot=SNAPSHOT, bounded=True)
 
     async def pulled_authors(self, account_id: int) -> list[int]:
         """Followed authors whose posts reach followers at read time, not by push: a live
         home stream listens to each of them."""
         return await self.db.read(
-            lambda tx: self.stores.follows.followed_with_unpushed(tx, account_id))
+            lambda tx: self.stores.follows.followed_with_unpushed(tx, account_id), bounded=True)
 
     async def public(self, viewer_id: int | None, page: Page) -> list[StatusView]:
         return await self.db.read(
             lambda tx: self.posts.views(tx, self.stores.statuses.public(tx, page), viewer_id),
-            snapshot=SNAPSHOT)
+            snapshot=SNAPSHOT, bounded=True)
 
     async def tag(self, name: str, viewer_id: int | None, page: Page) -> list[StatusView]:
         if not content.is_tag_name(name):
@@ -88,7 +88,7 @@ class TimelineService:
                 return []
             return self.posts.views(tx, self.stores.statuses.by_tag(tx, tag.id, page), viewer_id)
 
-        return await self.db.read(read, snapshot=SNAPSHOT)
+        return await self.db.read(read, snapshot=SNAPSHOT, bounded=True)
 
     async def account(self, account_id: int, viewer_id: int | None, page: Page, *,
                       exclude_replies: bool = False,
@@ -105,7 +105,7 @@ class TimelineService:
                                                   exclude_replies, exclude_reblogs)
             return self.posts.views(tx, ids, viewer_id)
 
-        return await self.db.read(read, snapshot=SNAPSHOT)
+        return await self.db.read(read, snapshot=SNAPSHOT, bounded=True)
 
     # -- the store's health ----------------------------------------------------------------
 

@@ -195,7 +195,7 @@ class Database:
     """Runs read and write operations (plain functions of a transaction) for the async layers."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", write_batch_max: int = 256,
-                 read_threads: int | None = None):
+                 read_threads: int | None = None, sqlite_inline_reads: bool = True):
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -224,6 +224,11 @@ class Database:
         # A search scans (~100-200 ms on SQLite for 220,000 accounts): in the lane of the
         # quick reads it would hold up every timeline read queued behind it.
         self._scan_limiter = anyio.CapacityLimiter(SCAN_READ_THREADS)
+        # A bounded read on SQLite costs tens of microseconds of CPU: less than handing it to
+        # a reader thread and back, and on the caller's thread it no longer fights the event
+        # loop for the GIL (home read +60-90%, BENCHMARKS.md). Only bounded reads: a scan
+        # there would stall every request and stream of the process.
+        self.inline_reads = sqlite_inline_reads and self.dialect == "sqlite"
 
     @property
     def is_sqlite(self) -> bool:
@@ -299,13 +304,18 @@ class Database:
     # -- running operations ----------------------------------------------------------------
 
     async def read(self, fn: Callable[[Tx], T], *, snapshot: bool = True,
-                   scan: bool = False) -> T:
+                   scan: bool = False, bounded: bool = False) -> T:
         """Run ``fn`` on a reader. With ``snapshot`` its statements see one snapshot (a read
         transaction); without, each statement sees the latest commits on its own, which on
         PostgreSQL saves the BEGIN and ROLLBACK round trips (for reads that do not need
         their statements to agree, such as authentication). A ``scan`` (a read that may
         go through a large table, such as a search) runs in a lane of its own, beside the
-        ``read_threads`` quick reads rather than in front of them."""
+        ``read_threads`` quick reads rather than in front of them. A ``bounded`` read (a
+        few rows found by index, however large the tables grow: a token, a timeline page)
+        runs on SQLite right here, on the event loop's thread (``inline_reads``); a
+        PostgreSQL read waits on the network, so it always goes to a reader thread."""
+        if bounded and self.inline_reads and not scan:
+            return self.read_sync(fn, snapshot)
         limiter = self._scan_limiter if scan else self._read_limiter
         return await anyio.to_thread.run_sync(self.read_sync, fn, snapshot, limiter=limiter)
 
