@@ -64,14 +64,17 @@ class NotificationService:
                                                    from_account_id)
             return self.views(tx, found, viewer_id)
 
-        return await self.db.read(read)
+        # Unfiltered, a page is the newest rows of the viewer's index: bounded. A filter may
+        # walk far (mentions only, for an account with a million follow notifications).
+        unfiltered = not types and not exclude_types and from_account_id is None
+        return await self.db.read(read, bounded=unfiltered)
 
     async def get(self, viewer_id: int, notification_id: int) -> NotificationView:
         def read(tx: Tx) -> list[NotificationView]:
             found = self.stores.notifications.get(tx, viewer_id, notification_id)
             return self.views(tx, [found], viewer_id) if found else []
 
-        views = await self.db.read(read)
+        views = await self.db.read(read, bounded=True)
         if not views:
             raise NotFound()
         return views[0]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from roost.runtime import Roost
 from tests.conftest import Api, assert_entity
 
 
@@ -35,3 +40,27 @@ def test_notification_lifecycle(api: Api) -> None:
     assert alice.post("/api/v1/notifications/clear").status_code == 200
     assert alice.get("/api/v1/notifications").json() == []
     assert api.client.get("/api/v1/notifications").status_code == 401
+
+
+def test_only_unfiltered_pages_are_bounded_reads(api: Api, roost: Roost,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unfiltered page is the newest rows of the viewer's index, a bounded read (on SQLite
+    it runs on the event loop's thread); a filtered one may walk far, so it does not."""
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    bounded: list[bool] = []
+    read = roost.db.read
+
+    async def spy(fn: Any, **options: bool) -> Any:
+        bounded.append(options.get("bounded", False))
+        return await read(fn, **options)
+
+    monkeypatch.setattr(roost.db, "read", spy)
+    for params, expected in [({}, True), ({"limit": 5, "max_id": "999999999999999999"}, True),
+                             ({"types[]": "mention"}, False),
+                             ({"exclude_types[]": "favourite"}, False),
+                             ({"account_id": bob.id}, False)]:
+        bounded.clear()
+        assert len(alice.get("/api/v1/notifications", params=params).json()) == int(
+            "types[]" not in params)
+        assert bounded[-1] is expected, params
