@@ -38,6 +38,7 @@ from roost.web.pages import statuses as status_pages
 from roost.web.pages import timelines as timeline_pages
 from roost.web.pages.session import WebSessions
 from roost.web.ratelimit import Window
+from roost.web.routing import IndexedRouter
 from roost.web.streaming import routes as streaming
 from roost.web.streaming.publisher import Publisher, forget_revoked_tokens
 
@@ -102,8 +103,9 @@ def create_app(roost: Roost, *, run_background: bool = True) -> Starlette:
             failed_logins.close()
             roost.close()
 
-    app = Starlette(routes=all_routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan,
+    app = Starlette(exception_handlers=errors.HANDLERS,
                     middleware=[Middleware(WebSessions, settings=roost.settings)])
+    app.router = IndexedRouter(all_routes(), lifespan=lifespan)  # (as Starlette makes its own)
     app.state.roost = roost
     app.state.pubsub = pubsub
     app.state.signups = signups
