@@ -68,7 +68,7 @@ class Fixture:
         self.settings = target.settings()
         self.roost = Roost(self.settings)
         self.roost.start()
-        self.shards = self.settings.counter_shards
+        self.shards = self.settings.resolved_counter_shards()
         self.loader = BulkLoader(self.roost.db)
         self._ids = itertools.count(id_at_ms(now_ms() - 120_000))
         self._counter_rows: set[tuple[int, int]] = set()

@@ -11,7 +11,9 @@ Prints one JSON object:
   transactions of 64 with a savepoint each, as the writer thread runs them: follows/s and CPU
   ms per follow — the most one writer thread can do, before HTTP and the GIL take their share;
 - ``home_read``: authenticate a token, read a home timeline page of 20 (a reader following 500
-  accounts) and render the Mastodon entities, in one thread: requests/s and CPU ms each.
+  accounts) and render the Mastodon entities, in one thread: requests/s and CPU ms each;
+- ``accounts_us``: microseconds to load 28 accounts with their counts (a page's authors), when
+  each account's counts are in 1 row and in 16 (``ROOST_COUNTER_SHARDS``).
 
 To compare with another source tree, run it with ``PYTHONPATH=<that tree>`` in front.
 """
@@ -161,6 +163,28 @@ def home_read(work: Path, rounds: int) -> dict[str, Any]:
             "cpu_ms_per_request": round(statistics.median(cpu), 3), "rounds": rounds}
 
 
+def account_loads(work: Path) -> dict[str, float]:
+    fixture = Fixture.embedded(work / "accounts", "NORMAL")
+    roost = fixture.roost
+    load = roost.stores.accounts.by_ids
+    out = {}
+    for rows in (1, 16):
+        ids = fixture.accounts(f"rows{rows}x", 28)
+
+        def spread(tx: Connection, ids: list[int] = ids, rows: int = rows) -> None:
+            for account_id in ids:
+                for shard in range(rows):
+                    roost.stores.counters.add(tx, account_id, shard, followers=1)
+
+        roost.db.write_sync(spread)
+        assert {a.followers_count for a in roost.db.read_sync(
+            lambda tx, ids=ids: load(tx, ids)).values()} == {rows}
+        with roost.db.read_engine.connect() as conn:
+            out[f"{rows}_rows_each"] = per_call_us(conn, lambda tx, ids=ids: load(tx, ids))
+    fixture.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,6 +200,7 @@ def main() -> None:
             "statement_us": statement_costs(work),
             "follow_tx": follow_tx(work, args.rounds),
             "home_read": home_read(work, args.rounds),
+            "accounts_us": account_loads(work),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -55,10 +55,11 @@ class Roost:
                            sqlite_inline_reads=settings.sqlite_inline_reads)
         self.stores = stores_for(settings)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
-        self.posts = PostService(self.db, self.stores, self.site, settings.counter_shards)
+        shards = settings.resolved_counter_shards()
+        self.posts = PostService(self.db, self.stores, self.site, shards)
         self.milestones = MilestoneRule(parse_milestones(settings.milestones),
                                         settings.milestone_every)
-        self.follows = FollowService(self.db, self.stores, counter_shards=settings.counter_shards,
+        self.follows = FollowService(self.db, self.stores, counter_shards=shards,
                                      pull_above=settings.fanout_pull_above,
                                      push_below=settings.fanout_push_below,
                                      milestones=self.milestones)

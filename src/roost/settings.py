@@ -128,8 +128,12 @@ class Settings(BaseSettings):
     fanout_batch_size: int = Field(
         2_000, description="Followers written per fan-out step (one transaction each)."
     )
-    counter_shards: int = Field(
-        16, description="Counter rows per account; spread concurrent follows on PostgreSQL."
+    counter_shards: int | None = Field(
+        None, ge=1,
+        description="Counter rows per account, summed on every read of the account: they "
+        "spread the writes of concurrent follows over rows on PostgreSQL, where several "
+        "writer processes update the same accounts; unset: 16 on PostgreSQL, 1 on SQLite "
+        "(its one writer never waits on a row).",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
@@ -184,6 +188,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'roost.db').resolve()}"
+
+    def resolved_counter_shards(self) -> int:
+        if self.counter_shards is not None:
+            return self.counter_shards
+        return 16 if self.resolved_database_url().startswith("postgresql") else 1
 
     @classmethod
     def from_environment(cls) -> Settings:
