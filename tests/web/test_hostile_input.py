@@ -16,6 +16,9 @@ from tests.conftest import Api
 
 GARBAGE_VALUES = ["", "-1", "99999999999999999999999", "1e9", "\x00", "☃" * 300, "%",
                   "a" * 5000]
+# What PostgreSQL takes differently from SQLite (a NUL, an integer beyond 64 bits, LIKE's
+# wildcard, a negative id, multibyte text); the rest is engine-blind and runs on SQLite.
+POSTGRESQL_GARBAGE = ["-1", "99999999999999999999999", "\x00", "☃" * 300, "%"]
 PARAM_NAMES = ["status", "limit", "max_id", "since_id", "min_id", "id[]", "q", "acct",
                "visibility", "in_reply_to_id", "types[]", "fields_attributes[0][name]",
                "fields_attributes", "display_name", "note", "locked", "grant_type", "scope",
@@ -55,11 +58,12 @@ def user(api: Api) -> Any:
     return api.register("victim")
 
 
-def test_every_route_survives_garbage(api: Api, user: Any) -> None:
+def test_every_route_survives_garbage(api: Api, user: Any, settings: Settings) -> None:
+    values = POSTGRESQL_GARBAGE if settings.database_url else GARBAGE_VALUES
     for method, path in ROUTES:
         for path_value in ("1", "abc", "99999999999999999999", "%00", "a%0A"):
             url = _fill(path, path_value)
-            for value in GARBAGE_VALUES:
+            for value in values:
                 data = {name: value for name in PARAM_NAMES}
                 for body in ({"data": data}, {"json": data},
                              {"content": b"\xff\xfe{", "headers": {"content-type":

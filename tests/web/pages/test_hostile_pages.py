@@ -12,6 +12,8 @@ from tests.web.pages.conftest import Visitor
 
 GARBAGE = ["", "-1", "99999999999999999999999", "abc", "\x00", "☃" * 300, "%", "a" * 5000,
            "//evil.example", "<script>"]
+# What PostgreSQL takes differently from SQLite; the rest is engine-blind and runs on SQLite.
+POSTGRESQL_GARBAGE = ["-1", "99999999999999999999999", "\x00", "☃" * 300, "%"]
 PARAMS = ["status", "max_id", "min_id", "since_id", "q", "in_reply_to_id", "visibility",
           "spoiler_text", "back", "next", "entry", "login", "password", "website", "note",
           "display_name", "fields_attributes[0][name]", "locked", "fragment", "username",
@@ -37,7 +39,8 @@ def settings(settings_on_both: Settings) -> Settings:
     return settings_on_both
 
 
-def test_every_page_survives_garbage(alice: Visitor) -> None:
+def test_every_page_survives_garbage(alice: Visitor, settings: Settings) -> None:
+    garbage = POSTGRESQL_GARBAGE if settings.database_url else GARBAGE
     routes = _page_routes()
     assert len(routes) > 25
     for method, path in routes:
@@ -47,7 +50,7 @@ def test_every_page_survives_garbage(alice: Visitor) -> None:
                   if "{" in path else ("",))
         for path_value in values:
             url = re.sub(r"{[^}]+}", path_value, path)
-            for value in GARBAGE:
+            for value in garbage:
                 data = {name: value for name in PARAMS}
                 if method == "GET":
                     if len(value) > 1000:  # keep the query within what a URL may hold
