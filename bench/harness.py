@@ -139,9 +139,10 @@ def roost_server(data_dir: Path, synchronous: str, src: Path | None = None,
                    ready_path="/api/v1/instance")
 
 
-def ceiling_server(work_dir: Path, synchronous: str, loop: str = "asyncio") -> Process:
-    """The ceiling app (bench/ceiling_app.py) under the same uvicorn settings as `roost serve`
-    (whose event loop is asyncio unless ROOST_EVENT_LOOP says otherwise)."""
+def ceiling_server(work_dir: Path, synchronous: str, loop: str | None = None) -> Process:
+    """The ceiling app (bench/ceiling_app.py) under the same uvicorn settings as `roost serve`,
+    on the event loop it runs on (ROOST_EVENT_LOOP, asyncio unless set) unless ``loop``."""
+    loop = loop or os.environ.get("ROOST_EVENT_LOOP", "asyncio")
     port = free_port()
     return Process([sys.executable, "-m", "bench.ceiling_app", "--port", str(port),
                     "--db", str(work_dir / f"bare-{port}.db"), "--synchronous", synchronous,
