@@ -33,7 +33,7 @@ from roost.clock import now_ms
 from roost.domain.models import Page, TimelineEntry
 from roost.domain.oauth import _digest
 from roost.domain.posts import NewPost
-from roost.ids import id_at_ms
+from roost.ids import bucket_of, id_at_ms
 from roost.runtime import Roost
 from roost.storage.bulk import BulkLoader
 from roost.storage.database import Tx
@@ -68,7 +68,7 @@ class Fixture:
         self.settings = target.settings()
         self.roost = Roost(self.settings)
         self.roost.start()
-        self.shards = self.settings.resolved_counter_shards()
+        self.shards = self.settings.counter_shards
         self.loader = BulkLoader(self.roost.db)
         self._ids = itertools.count(id_at_ms(now_ms() - 120_000))
         self._counter_rows: set[tuple[int, int]] = set()
@@ -152,8 +152,8 @@ class Fixture:
         counts: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
         shards = self.shards
         for follower, target in pairs:
-            counts[(target, follower % shards)][0] += 1
-            counts[(follower, target % shards)][1] += 1
+            counts[(target, bucket_of(follower, shards))][0] += 1
+            counts[(follower, bucket_of(target, shards))][1] += 1
         self.loader.insert(
             follows, ["account_id", "target_account_id", "id", "show_reblogs", "notify",
                       "created_at"],

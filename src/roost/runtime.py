@@ -55,7 +55,7 @@ class Roost:
                            sqlite_inline_reads=settings.sqlite_inline_reads)
         self.stores = stores_for(settings)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
-        shards = settings.resolved_counter_shards()
+        shards = settings.counter_shards
         self.posts = PostService(self.db, self.stores, self.site, shards)
         self.milestones = MilestoneRule(parse_milestones(settings.milestones),
                                         settings.milestone_every)

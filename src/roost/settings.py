@@ -128,12 +128,14 @@ class Settings(BaseSettings):
     fanout_batch_size: int = Field(
         2_000, description="Followers written per fan-out step (one transaction each)."
     )
-    counter_shards: int | None = Field(
-        None, ge=1,
-        description="Counter rows per account, summed on every read of the account: they "
-        "spread the writes of concurrent follows over rows on PostgreSQL, where several "
-        "writer processes update the same accounts; unset: 16 on PostgreSQL, 1 on SQLite "
-        "(its one writer never waits on a row).",
+    counter_shards: int = Field(
+        1, ge=1,
+        description="Counter rows per account, chosen by the other party's id and summed on "
+        "every read of the account. More rows only help where writer processes on PostgreSQL "
+        "update the same account's row at once: one account following, or posting, from "
+        "several processes together (the follows of one account wait on its counter lock "
+        "whatever the rows). An existing database keeps the rows it has; counts stay exact "
+        "when this changes.",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
@@ -188,11 +190,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'roost.db').resolve()}"
-
-    def resolved_counter_shards(self) -> int:
-        if self.counter_shards is not None:
-            return self.counter_shards
-        return 16 if self.resolved_database_url().startswith("postgresql") else 1
 
     @classmethod
     def from_environment(cls) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anyio
 import pytest
 from sqlalchemy import func, select
@@ -16,19 +18,13 @@ def settings(settings_on_both: Settings) -> Settings:
     return settings_on_both
 
 
-def test_counter_rows_are_spread_on_postgresql_only(roost: Roost) -> None:
-    """Every read of an account sums its counter rows. SQLite's one writer never waits on a
-    row, so each account keeps one; PostgreSQL's writers in several processes update the
-    same accounts, so their follows are spread over 16 rows (ROOST_COUNTER_SHARDS)."""
-    roost.start()
-    shards = roost.settings.resolved_counter_shards()
-    assert shards == (1 if roost.db.is_sqlite else 16)
-    assert roost.follows.shards == roost.posts.shards == shards
+def _star_with_fans(roost: Roost, fans: int) -> tuple[int, int]:
+    """A star followed by ``fans`` new accounts: (its followers count, its counter rows)."""
 
     async def follow_star() -> int:
         star = await roost.accounts.register("star", "star@example.com", "password 123",
                                              agreement=True)
-        for n in range(40):
+        for n in range(fans):
             fan = await roost.accounts.register(f"fan{n}", f"fan{n}@example.com",
                                                 "password 123", agreement=True)
             await roost.follows.follow(fan.id, star.id)
@@ -38,14 +34,36 @@ def test_counter_rows_are_spread_on_postgresql_only(roost: Roost) -> None:
     rows = roost.db.read_sync(lambda tx: tx.execute(
         select(func.count()).select_from(account_counters)
         .where(account_counters.c.account_id == star_id)).scalar_one())
-    # (On PostgreSQL a row per follower id modulo 16: ids made a millisecond apart or more
-    # all end in the same bits, so how many rows depends on how fast the fans signed up.)
-    assert rows == 1 if roost.db.is_sqlite else 1 <= rows <= 16
-    assert roost.db.read_sync(
-        lambda tx: roost.stores.accounts.by_ids(tx, [star_id]))[star_id].followers_count == 40
+    count = roost.db.read_sync(
+        lambda tx: roost.stores.accounts.by_ids(tx, [star_id]))[star_id].followers_count
+    return count, rows
+
+
+def test_one_counter_row_per_account_by_default(roost: Roost) -> None:
+    """Every read of an account sums its counter rows, so by default there is one; the
+    follows of one account wait on its counter lock whatever the rows."""
+    roost.start()
+    assert roost.follows.shards == roost.posts.shards == 1
+    assert _star_with_fans(roost, 10) == (10, 1)
+
+
+@pytest.fixture
+def sixteen_rows(settings: Settings) -> Iterator[Roost]:
+    instance = Roost(settings.model_copy(update={"counter_shards": 16}))
+    yield instance
+    instance.close()
+
+
+def test_more_counter_rows_spread_the_follows(sixteen_rows: Roost) -> None:
+    """With ROOST_COUNTER_SHARDS=16 the follows of 40 new accounts land on many rows (ids
+    made in separate milliseconds share their low bits: chosen by ``id % 16`` they would
+    land on one), and the sum stays exact."""
+    sixteen_rows.start()
+    count, rows = _star_with_fans(sixteen_rows, 40)
+    assert count == 40
+    assert 8 <= rows <= 16
 
 
 def test_counter_shards_can_be_set() -> None:
-    assert Settings(counter_shards=4).resolved_counter_shards() == 4
-    assert Settings().resolved_counter_shards() == 1
-    assert Settings(database_url="postgresql://x/y").resolved_counter_shards() == 16
+    assert Settings().counter_shards == 1
+    assert Settings(counter_shards=4).counter_shards == 4

@@ -6,7 +6,8 @@ counter lock is taken before the target is loaded and held to the commit: with s
 processes on PostgreSQL, follows of one account commit one after another, so the count loaded
 with the target, plus the edge, is the exact count this follow made (the Nth follower, the
 milestone it crossed, the switch to pull fan-out), and the target's follow events get ids in
-commit order. Counter rows are sharded by the other party's id.
+commit order. An account's counter rows (``ROOST_COUNTER_SHARDS``) are chosen by the
+other party's id.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from roost.domain.events import FollowersChanged, PulledFollowChanged
 from roost.domain.models import Account, Page, Relationship, RelationshipFacts
 from roost.domain.notifications import notify, withdraw
 from roost.domain.stats import MilestoneRule
-from roost.ids import new_id
+from roost.ids import bucket_of, new_id
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
@@ -106,8 +107,8 @@ class FollowService:
         fan-out mode, milestone."""
         stores = self.stores
         target_id = target.id
-        stores.counters.add(tx, target_id, follower_id % self.shards, followers=1)
-        stores.counters.add(tx, follower_id, target_id % self.shards, following=1)
+        stores.counters.add(tx, target_id, bucket_of(follower_id, self.shards), followers=1)
+        stores.counters.add(tx, follower_id, bucket_of(target_id, self.shards), following=1)
         stores.follows.record_event(tx, target_id, follower_id, +1, new_id(), at)
         if notify_target:
             notify(stores, tx, target_id, "follow", follower_id)
@@ -126,8 +127,10 @@ class FollowService:
             if stores.follow_requests.take(tx, follower_id, target_id) is not None:
                 withdraw(stores, tx, target_id, "follow_request", follower_id)
             if stores.follows.delete(tx, follower_id, target_id):
-                stores.counters.add(tx, target_id, follower_id % self.shards, followers=-1)
-                stores.counters.add(tx, follower_id, target_id % self.shards, following=-1)
+                stores.counters.add(tx, target_id, bucket_of(follower_id, self.shards),
+                                    followers=-1)
+                stores.counters.add(tx, follower_id, bucket_of(target_id, self.shards),
+                                    following=-1)
                 at = now_ms()
                 stores.follows.record_event(tx, target_id, follower_id, -1, new_id(), at)
                 withdraw(stores, tx, target_id, "follow", follower_id)

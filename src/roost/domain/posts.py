@@ -21,7 +21,7 @@ from roost.domain.models import (
 )
 from roost.domain.notifications import notify, withdraw
 from roost.domain.site import Site
-from roost.ids import new_id
+from roost.ids import bucket_of, new_id
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
 
@@ -42,10 +42,6 @@ class NewPost:
     sensitive: bool = False
     language: str | None = None
     in_reply_to_id: int | None = None
-
-
-def shard_of(account_id: int, shards: int) -> int:
-    return account_id % shards
 
 
 class PostService:
@@ -274,7 +270,7 @@ class PostService:
         )
 
     def _count_new_status(self, tx: Tx, author: Account, status: Status) -> None:
-        self.stores.counters.add(tx, author.id, shard_of(status.id, self.shards), statuses=1)
+        self.stores.counters.add(tx, author.id, bucket_of(status.id, self.shards), statuses=1)
         changes: dict[str, object] = {"last_status_at": status.created_at}
         if not status.pushed:
             changes["has_unpushed"] = True
@@ -323,7 +319,7 @@ class PostService:
                 withdraw(stores, tx, original.account_id, "reblog", status.account_id,
                          original.id)
         stores.statuses.delete(tx, status.id)
-        stores.counters.add(tx, status.account_id, shard_of(status.id, self.shards), statuses=-1)
+        stores.counters.add(tx, status.account_id, bucket_of(status.id, self.shards), statuses=-1)
         stores.home.remove(tx, [status.account_id, *mentioned], status.id)
         emit(tx, StatusDeleted(status.id, status.account_id,
                                (status.account_id, *mentioned), status.visibility,
