@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from roost.ids import new_id
@@ -123,6 +126,60 @@ def test_migrations_create_the_schema_and_are_idempotent(
                            .scalars().all())
     head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
     assert version == [head]
+
+
+@contextlib.contextmanager
+def _empty_database(engine: str, tmp_path: Path) -> Iterator[str]:
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with fresh_database("roost_migrate") as url:
+        yield url
+
+
+def _migrate_to(database: Database, revision: str, *, down: bool = False) -> None:
+    with database.write_engine.begin() as conn:
+        config = migrate.alembic_config(database.url)
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_home_timelines_keep_their_rows_through_migration_0014(engine: str,
+                                                              tmp_path: Path) -> None:
+    """0014 drops the author index (and rebuilds the table WITHOUT ROWID on SQLite): every
+    entry is still there after it, and after going back."""
+    entries = [(1, 10, 5, None), (1, 11, 6, 10), (2, 10, 5, None)]
+    with _empty_database(engine, tmp_path) as url:
+        database = Database(url, sqlite_synchronous="NORMAL")
+        try:
+            _migrate_to(database, "0013")
+            with database.write_engine.begin() as conn:
+                for row in entries:
+                    conn.execute(text("INSERT INTO home_timeline VALUES (:a, :s, :au, :r)"),
+                                 dict(zip(["a", "s", "au", "r"], row, strict=True)))
+
+            def table() -> tuple[list[tuple[Any, ...]], list[str], str]:
+                with database.write_engine.connect() as conn:
+                    rows = [tuple(r) for r in conn.execute(text(
+                        "SELECT account_id, status_id, author_id, reblog_of_id"
+                        " FROM home_timeline ORDER BY account_id, status_id"))]
+                    indexes = [i["name"] or "" for i in inspect(conn).get_indexes("home_timeline")]
+                    ddl = (conn.execute(text("SELECT sql FROM sqlite_master WHERE name ="
+                                             " 'home_timeline'")).scalar_one()
+                           if engine == "sqlite" else "")
+                return rows, indexes, ddl
+
+            migrate.upgrade(database)
+            rows, indexes, ddl = table()
+            assert rows == entries and indexes == []
+            assert ("WITHOUT ROWID" in ddl) == (engine == "sqlite")
+            _migrate_to(database, "0013", down=True)
+            rows, indexes, ddl = table()
+            assert rows == entries and indexes == ["ix_home_timeline_author"]
+            assert "WITHOUT ROWID" not in ddl
+        finally:
+            database.close()
 
 
 def test_processes_starting_together_on_postgresql_migrate_once() -> None:
