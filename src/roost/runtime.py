@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from roost.domain.accounts import AccountService
 from roost.domain.follows import FollowService
@@ -121,8 +122,11 @@ class Roost:
     async def maintain(self) -> None:
         """Periodic housekeeping: cap every home timeline at ``home_timeline_size`` entries,
         and sweep the web sessions unused for longer than their cookies last."""
-        await self.db.write(
-            lambda tx: self.stores.home.enforce_cap(tx, self.settings.home_timeline_size))
+        keep = self.settings.home_timeline_size
+        after: int | None = 0
+        while after is not None:  # one write per step: other writes go in between
+            _, after = await self.db.write(partial(self.stores.home.cap_step, keep=keep,
+                                                   after=after))
         await self.db.write(lambda tx: self.oauth.sweep_sessions(
             tx, self.settings.session_days * 86_400_000))
 

@@ -14,6 +14,7 @@ import threading
 import time
 import typing
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from roost.ids import id_at_ms, new_id
 from roost.storage.database import Database, Tx
 from roost.storage.schema import follow_events, jobs
 from roost.storage.sql.jobs import JOBS_ENQUEUED
+from roost.storage.sql.timelines import SqlHomeTimelineStore
 from roost.storage.stores import Stores
 from tests.storage.conftest import HOME_STORES, Harness
 from tests.storage.test_database import Gate
@@ -1297,6 +1299,29 @@ def test_home_timeline_trim_and_cap(h: Harness) -> None:
         assert h.read(h.s.home.page, account, Page()) == entries[:2:-1]
     assert len(h.read(h.s.home.page, c, Page())) == 2
     assert h.write(h.s.home.enforce_cap, 3) == 0
+
+
+@HOME_STORES
+def test_home_timeline_cap_in_steps(h: Harness) -> None:
+    """A sweep of the cap in steps, each its own transaction, trims every timeline over it
+    and ends; the SQL store's steps each look at some of the accounts."""
+    author = new_id()
+    accounts = sorted(ids(7))
+    for n, account in enumerate(accounts):
+        h.write(h.s.home.add_many, account,
+                [TimelineEntry(new_id(), author) for _ in range(2 + n)])
+    trimmed = steps = 0
+    after: int | None = 0
+    while after is not None:
+        step = (partial(h.s.home.cap_step, rows=10) if isinstance(h.s.home, SqlHomeTimelineStore)
+                else h.s.home.cap_step)
+        more, after = h.write(step, 4, after)
+        trimmed += more
+        steps += 1
+        assert steps < 20
+    assert trimmed == 4  # the timelines of 5 to 8 entries
+    assert [len(h.read(h.s.home.page, a, Page())) for a in accounts] == [2, 3, 4, 4, 4, 4, 4]
+    assert steps > 1 if isinstance(h.s.home, SqlHomeTimelineStore) else steps == 1
 
 
 @HOME_STORES

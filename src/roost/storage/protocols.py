@@ -230,7 +230,13 @@ class HomeTimelineStore(Protocol):
     def remove_author(self, tx: Tx, account_id: int, author_id: int) -> None: ...
     def remove(self, tx: Tx, account_ids: Sequence[int], status_id: int) -> None: ...
     def trim(self, tx: Tx, account_id: int, keep: int) -> None: ...
-    def enforce_cap(self, tx: Tx, keep: int) -> int: ...
+    def enforce_cap(self, tx: Tx, keep: int) -> int:
+        """Trim every timeline longer than ``keep``; how many were trimmed."""
+
+    def cap_step(self, tx: Tx, keep: int, after: int) -> tuple[int, int | None]:
+        """One step of ``enforce_cap``, over the timelines of some accounts after ``after``
+        (0 to start); how many were trimmed, and where the next step starts (None: done).
+        A sweep is several short transactions instead of one long one."""
 
     def epoch(self, tx: Tx) -> int | None:
         """The mark last given with ``set_epoch``; None if the store has none: never given

@@ -257,6 +257,10 @@ class RedisHomeTimelineStore:
         flush_deferred(tx, self)
         self.client.set(self.epoch_key, epoch)
 
+    def cap_step(self, tx: Tx, keep: int, after: int) -> tuple[int, int | None]:
+        # (one step: writes keep every timeline within the cap, so there is rarely a scan)
+        return self.enforce_cap(tx, keep), None
+
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; returns how many were trimmed. Writes keep
         every timeline within the store's cap, so only a smaller ``keep`` needs a scan."""

@@ -21,6 +21,9 @@ _PAGE = ("SELECT status_id, author_id, reblog_of_id FROM home_timeline"
          " WHERE account_id = :account_id")
 _PAGES: dict[tuple[bool, bool, bool], Raw] = {}
 EPOCH_KEY = "home_timelines_epoch"
+# Entries a step of the cap's sweep looks at: ~10 ms of SQLite per step here, so a sweep of
+# millions of entries never holds the single writer for long (Roost.maintain).
+CAP_STEP_ROWS = 100_000
 _STATE = SqlStateStore()
 
 
@@ -80,9 +83,25 @@ class SqlHomeTimelineStore:
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; returns how many were trimmed."""
+        trimmed, after = self.cap_step(tx, keep, 0)
+        while after is not None:
+            more, after = self.cap_step(tx, keep, after)
+            trimmed += more
+        return trimmed
+
+    def cap_step(self, tx: Tx, keep: int, after: int,
+                 rows: int = CAP_STEP_ROWS) -> tuple[int, int | None]:
+        """Trim the timelines longer than ``keep`` among those of the accounts after
+        ``after`` that hold the next ``rows`` entries or so (the last account's whole
+        timeline included); returns how many were trimmed and the account to continue
+        after (None: none left)."""
+        end = tx.execute(
+            select(c.account_id).where(c.account_id > after).order_by(c.account_id)
+            .offset(rows).limit(1)).scalar()
+        in_step = [c.account_id > after] + ([c.account_id <= end] if end is not None else [])
         oversized = list(tx.execute(
-            select(c.account_id).group_by(c.account_id).having(func.count() > keep)
-        ).scalars())
+            select(c.account_id).where(*in_step).group_by(c.account_id)
+            .having(func.count() > keep)).scalars())
         for account_id in oversized:
             self.trim(tx, account_id, keep)
-        return len(oversized)
+        return len(oversized), end
