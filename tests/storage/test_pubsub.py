@@ -334,6 +334,10 @@ def test_listened_names_the_channels_with_a_listener(hub: Hub) -> None:
             asked = ["timeline:42", "timeline:43", "notifications:7", "notifications:8"]
             heard = await pubsub.listened(asked)
             assert {"timeline:42", "notifications:7"} <= heard <= set(asked)
+            # (fewer asked than listened, and many more: each way round)
+            assert await pubsub.listened(["timeline:42"]) == {"timeline:42"}
+            many = [f"timeline:{n}" for n in range(1_000)]
+            assert {"timeline:42"} <= await pubsub.listened(many) <= set(many)
             await listening.close()
             assert await pubsub.listened([]) == set()
         finally:

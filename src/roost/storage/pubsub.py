@@ -97,6 +97,10 @@ class LocalPubSub:
             subscription.deliver(channel, message)
 
     async def listened(self, channels: Sequence[str]) -> set[str]:
+        if len(self.listeners) < len(channels):  # (a fan-out step asks of thousands)
+            wanted = set(channels)
+            return {channel for channel, subscriptions in self.listeners.items()
+                    if subscriptions and channel in wanted}
         return {channel for channel in channels if self.listeners.get(channel)}
 
     def subscription(self) -> _LocalSubscription:

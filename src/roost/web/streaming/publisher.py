@@ -185,8 +185,9 @@ class Publisher:
         fan-out step's thousands of recipients are mostly offline, and a follow storm's
         notifications go to an account that may not be streaming, so loading and rendering
         them (a database read per notification) is work for no one."""
-        personal = [f"timeline:{a}" for e in events if isinstance(e, DeliveredHome)
-                    for a in e.account_ids]
+        deliveries = {id(e): [f"timeline:{a}" for a in e.account_ids]
+                      for e in events if isinstance(e, DeliveredHome)}
+        personal = [name for names in deliveries.values() for name in names]
         personal += [f"notifications:{e.account_id}" for e in events
                      if isinstance(e, NotificationCreated)]
         if not personal:
@@ -195,7 +196,10 @@ class Publisher:
         kept: list[object] = []
         for event in events:
             if isinstance(event, DeliveredHome):
-                listening = tuple(a for a in event.account_ids if f"timeline:{a}" in heard)
+                if not heard:  # (the usual case: no one streaming among thousands)
+                    continue
+                listening = tuple(a for a, name in zip(event.account_ids, deliveries[id(event)],
+                                                       strict=True) if name in heard)
                 if listening:
                     kept.append(DeliveredHome(event.status_id, listening))
             elif isinstance(event, NotificationCreated):
