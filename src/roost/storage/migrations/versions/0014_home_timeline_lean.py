@@ -6,7 +6,8 @@ BENCHMARKS.md). Its one reader, an unfollow's removal of the author's entries, f
 among the follower's own entries by the key's prefix (a timeline is capped at
 ROOST_HOME_TIMELINE_SIZE). On SQLite the table becomes WITHOUT ROWID: the rows live in the
 key's own B-tree instead of a rowid table plus a key index, one B-tree written per row
-instead of two and a third of the space.
+instead of two and a third of the space. The upgrade copies the table on SQLite (about 1.6 s
+per million entries here, while the server starts); on PostgreSQL it only drops the index.
 
 Revision ID: 0014
 Revises: 0013
