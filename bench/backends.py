@@ -34,7 +34,8 @@ from bench.harness import REPO, Process, die_with_parent, log, roost_server
 from roost.domain.models import TimelineEntry
 from roost.runtime import Roost
 from roost.settings import Settings
-from roost.storage.database import Tx
+from roost.storage import migrate
+from roost.storage.database import Database, Tx
 from roost.storage.redis.timelines import RedisHomeTimelineStore, encode
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -339,6 +340,19 @@ def scratch_database(engine: str, prefix: str) -> Iterator[str]:
         yield PG_URL.format(name=name)
     finally:
         drop_database(name)
+
+
+@contextlib.contextmanager
+def migrated_database(engine: str, prefix: str) -> Iterator[Database]:
+    """A started ``Database`` on a new ``scratch_database``, migrated, closed afterwards."""
+    with scratch_database(engine, prefix) as url:
+        db = Database(url, sqlite_synchronous="NORMAL")
+        try:
+            migrate.upgrade(db)
+            db.start()
+            yield db
+        finally:
+            db.close()
 
 
 def create_database(name: str) -> None:

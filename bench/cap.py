@@ -19,8 +19,7 @@ import time
 from functools import partial
 from typing import Any
 
-from bench.backends import scratch_database
-from roost.storage import migrate
+from bench.backends import migrated_database
 from roost.storage.bulk import BulkLoader
 from roost.storage.database import Database, Tx
 from roost.storage.schema import home_timeline
@@ -86,15 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=600)
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args(argv)
-    with scratch_database(args.engine, "roost-cap") as url:
-        db = Database(url, sqlite_synchronous="NORMAL")
-        try:
-            migrate.upgrade(db)
-            db.start()
-            print(json.dumps({"workload": "home_cap_sweep", "engine": args.engine,
-                              "keep": KEEP, **measure(db, args.accounts, args.entries)}))
-        finally:
-            db.close()
+    with migrated_database(args.engine, "roost-cap") as db:
+        print(json.dumps({"workload": "home_cap_sweep", "engine": args.engine,
+                          "keep": KEEP, **measure(db, args.accounts, args.entries)}))
     return 0
 
 

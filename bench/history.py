@@ -22,9 +22,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
-from bench.backends import scratch_database
+from bench.backends import migrated_database
 from roost.domain.stats import MINUTE_MS
-from roost.storage import migrate
 from roost.storage.bulk import BulkLoader
 from roost.storage.database import Database
 from roost.storage.schema import follow_events, follower_rollups, roost_state
@@ -140,17 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2009)
     args = parser.parse_args(argv)
     end = 1_776_000_000_000  # fixed, so runs are comparable
-    with scratch_database(args.engine, "roost-history") as url:
-        db = Database(url, sqlite_synchronous="NORMAL")
-        try:
-            migrate.upgrade(db)
-            seconds = load(db, args.events, args.seed, end)
-            result = {"workload": "history_count_at", "engine": args.engine,
-                      "events": args.events, "load_seconds": round(seconds, 1),
-                      **measure(db, args.events, args.seed, end, args.lookups)}
-            print(json.dumps(result))
-        finally:
-            db.close()
+    with migrated_database(args.engine, "roost-history") as db:
+        seconds = load(db, args.events, args.seed, end)
+        result = {"workload": "history_count_at", "engine": args.engine,
+                  "events": args.events, "load_seconds": round(seconds, 1),
+                  **measure(db, args.events, args.seed, end, args.lookups)}
+        print(json.dumps(result))
     return 0
 
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.backends import scratch_database
+from bench.backends import migrated_database
 from roost.domain.models import Page
-from roost.storage import migrate
 from roost.storage.database import Database, Tx
 from roost.storage.schema import accounts, follows, statuses
 from roost.storage.stores import sql_stores
@@ -100,17 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args(argv)
-    with scratch_database(args.engine, "roost-pulled") as url:
-        db = Database(url, sqlite_synchronous="NORMAL")
-        try:
-            migrate.upgrade(db)
-            db.start()
-            load(db, args.posts)
-            print(json.dumps({"workload": "pulled_merge", "engine": args.engine,
-                              "unpushed_posts": args.posts,
-                              **measure(db, args.posts, args.repeat)}))
-        finally:
-            db.close()
+    with migrated_database(args.engine, "roost-pulled") as db:
+        load(db, args.posts)
+        print(json.dumps({"workload": "pulled_merge", "engine": args.engine,
+                          "unpushed_posts": args.posts,
+                          **measure(db, args.posts, args.repeat)}))
     return 0
 
 
