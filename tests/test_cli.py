@@ -126,3 +126,31 @@ def test_seed_then_check(tmp_path: Path) -> None:
     assert again.exit_code != 0 and "already taken" in again.output
     bad = runner.invoke(main, [*data, "seed", "--celebrity", "nonsense"])
     assert bad.exit_code != 0
+
+
+def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(tmp_path: Path) -> None:
+    """`kill -USR1` on a roost process: every thread's stack on its stderr, and it runs on."""
+    import signal
+    import time
+
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "roost", "--data-dir", str(tmp_path / "data"), "worker"],
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "Roost worker on" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGUSR1)
+        while "File " not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        assert "Thread 0x" in text and "roost" in text  # every thread, Roost's frames in them
+        time.sleep(0.5)
+        assert process.poll() is None  # still running
+    finally:
+        process.terminate()
+        process.wait(10)

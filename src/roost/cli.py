@@ -38,6 +38,9 @@ def main(ctx: click.Context, data_dir: Path | None, database_url: str | None) ->
     With no configuration, `roost serve` runs everything in one process on one SQLite file.
     """
     ctx.obj = {"data_dir": data_dir, "database_url": database_url}
+    from roost.runtime import dump_stacks_on_sigusr1
+
+    dump_stacks_on_sigusr1()
 
 
 def _open(settings: Settings) -> Any:

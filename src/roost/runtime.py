@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import signal
 from dataclasses import dataclass
 from functools import partial
 
@@ -34,6 +36,12 @@ ROLLUP_SECONDS = 10.0
 RACE_REFRESH_SECONDS = 1.0
 RACE_SETTLE_MS = 2_000  # a write batch commits well within this on PostgreSQL
 
+
+def dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` writes every thread's stack to the process's stderr, without
+    stopping it: what a stuck server or worker is doing, on a machine with no profiler."""
+    if hasattr(signal, "SIGUSR1"):  # (not on Windows)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 @dataclass
 class Discrepancy:

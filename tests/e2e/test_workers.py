@@ -55,6 +55,14 @@ def _worker(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+def _with_stacks(worker: subprocess.Popen[bytes], log: Path) -> str:
+    """The worker's log, with every thread's stack appended (SIGUSR1): what it was doing
+    when a test gave up waiting for it."""
+    worker.send_signal(signal.SIGUSR1)
+    time.sleep(1)
+    return log.read_text()
+
+
 @pytest.mark.timeout(180)
 def test_workers_share_fanout_and_survive_a_kill(tmp_path: Path, pg_url: str) -> None:
     # Leases of two minutes: the killed worker's jobs go to the other because it is known
@@ -296,7 +304,8 @@ def test_timelines_lost_with_redis_are_rebuilt_on_the_next_request(
                 # Until then the timeline holds what fan-out wrote since the loss: the post
                 # made while no worker ran may already be there (its fan-out and the job that
                 # marks every account run in either order), the one from before is not.
-                assert answer.status_code == 200 and time.monotonic() < deadline, log.read_text()
+                assert answer.status_code == 200 and time.monotonic() < deadline, \
+                    _with_stacks(worker, log)
                 assert [s["id"] for s in answer.json()] in ([], [during]), answer.json()
                 time.sleep(0.2)
             while (answer := home()).status_code != 200:

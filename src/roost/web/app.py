@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from roost.runtime import Roost
+from roost.runtime import Roost, dump_stacks_on_sigusr1
 from roost.settings import Settings
 from roost.storage.pubsub import pubsub_for
 from roost.storage.ratelimits import rate_windows_for
@@ -117,4 +117,5 @@ def app_from_environment() -> Starlette:
     """The app of one of several web processes (``ROOST_WEB_PROCESSES``): settings come from
     the environment, which ``roost serve`` filled in before starting them."""
     settings = Settings.from_environment()
+    dump_stacks_on_sigusr1()  # (a process of its own: `roost` set it up in its parent only)
     return create_app(Roost(settings), run_background=settings.embedded_worker)
