@@ -107,12 +107,17 @@ class Roost:
         migrate.upgrade(self.db)
 
     def start(self) -> None:
-        """Migrate the schema and start the writer; calling it again does nothing."""
+        """Migrate the schema, start the writer and, on a new database, record the home
+        timeline store's mark (``TimelineService.claim_home_epoch``); calling it again does
+        nothing."""
         if self.db.started:
             return
         self.migrate()
         self.db.start()
         use_node(claim_id_node(self.db))
+        epoch = self.db.write_sync(self.timelines.claim_home_epoch)
+        if epoch is not None:
+            self.db.write_sync(lambda tx: self.stores.home.set_epoch(tx, epoch))
 
     def close(self) -> None:
         self.jobs.queue.close()

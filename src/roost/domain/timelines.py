@@ -109,6 +109,20 @@ class TimelineService:
 
     # -- the store's health ----------------------------------------------------------------
 
+    def claim_home_epoch(self, tx: Tx) -> int | None:
+        """On a database without a record of the home timeline store's mark (a new one, or one
+        from before marks), record the mark the store carries, or a new one. Returns the mark
+        the store must now be given, None when it has it already or the database had a record.
+
+        Every process does this as it starts (``Roost.start``), before anything can write to
+        the store: a mark first recorded later would take a loss in between for a new store."""
+        if self.stores.state.get(tx, HOME_EPOCH) is not None:
+            return None
+        found = self.stores.home.epoch(tx)
+        expected = self.stores.state.claim(
+            tx, HOME_EPOCH, found if found is not None else secrets.randbits(62) + 1)
+        return expected if found != expected else None
+
     async def check_home_store(self) -> bool:
         """Notice that the home timeline store lost its timelines (Redis restarted without its
         data; the jobs queued in it are gone too) and recover: every account is marked as if
@@ -130,11 +144,9 @@ class TimelineService:
 
         def check(tx: Tx) -> tuple[int | None, bool]:
             expected = self.stores.state.get(tx, HOME_EPOCH)
+            if expected is None:  # (the mark's record was removed by hand since the start)
+                return self.claim_home_epoch(tx), False
             found = self.stores.home.epoch(tx)
-            if expected is None:  # the first check (a new database, or one from before marks)
-                expected = self.stores.state.claim(
-                    tx, HOME_EPOCH, found if found is not None else secrets.randbits(62) + 1)
-                return (expected if found != expected else None), False
             if found == expected:
                 return None, False
             self.stores.jobs.enqueue(tx, "homes_lost", {

@@ -3,8 +3,10 @@ rest in the database (see tests/redis_support.py for the Redis the tests use).""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,6 +79,20 @@ def test_post_follow_home_and_unfollow(rapi: Api, redis_url: str, redis_prefix: 
     alice.delete(f"/api/v1/statuses/{theirs['id']}")
     wait_for_jobs(roost)
     assert _ids(alice.get("/api/v1/timelines/home").json()) == [old["id"]]
+
+
+def test_a_loss_before_any_check_is_noticed(tmp_path: Path, raw: redis.Redis, redis_url: str,
+                                           redis_prefix: str) -> None:
+    """The store's mark is recorded as a process starts, not by the first check: Redis losing
+    its data before any worker ever checked (one killed early, say) is still a loss found."""
+    roost = Roost(Settings(data_dir=tmp_path, redis_url=redis_url, redis_prefix=redis_prefix))
+    try:
+        roost.start()  # (a web process without the background work, or a worker's first step)
+        assert raw.get(f"{redis_prefix}home-epoch") is not None
+        raw.delete(*raw.scan_iter(match=f"{redis_prefix}*"))
+        assert asyncio.run(roost.timelines.check_home_store()) is True
+    finally:
+        roost.close()
 
 
 def test_home_timelines_lost_with_redis_are_rebuilt(rapi: Api, raw: redis.Redis,
