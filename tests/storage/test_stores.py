@@ -128,6 +128,27 @@ def test_account_by_ids_sums_counter_shards(h: Harness) -> None:
     assert type(loaded[a.id].followers_count) is int
 
 
+def test_accounts_and_statuses_read_again_are_current_and_apart(h: Harness) -> None:
+    """Rows read again come from memo.py's kept objects: each read still gets its own object
+    (a caller may change it) and sees every change since (counts included)."""
+    a = make_account(h, "a")
+    post = make_status(h, a)
+    first = h.read(h.s.accounts.by_ids, [a.id])[a.id]
+    first.last_active_at = NOW + 99  # as AccountService.touch does to the viewer's account
+    first.fields.append(ProfileField("changed", "by a caller"))
+    again = h.read(h.s.accounts.by_ids, [a.id])[a.id]
+    assert again is not first
+    assert (again.last_active_at, again.fields) == (a.last_active_at, [])
+    h.write(h.s.counters.add, a.id, 0, followers=1)
+    h.write(h.s.accounts.update, a.id, {"display_name": "A again"})
+    assert (h.read(h.s.accounts.by_ids, [a.id])[a.id].followers_count,
+            h.read(h.s.accounts.by_ids, [a.id])[a.id].display_name) == (1, "A again")
+    loaded = h.read(h.s.statuses.by_ids, [post.id])[post.id]
+    assert loaded == post and loaded is not h.read(h.s.statuses.by_ids, [post.id])[post.id]
+    h.write(partial(h.s.statuses.add_counts, status_id=post.id, favourites=1))
+    assert h.read(h.s.statuses.by_ids, [post.id])[post.id].favourites_count == 1
+
+
 def test_account_lookups_are_case_insensitive(h: Harness) -> None:
     alice = make_account(h, "Alice", email="Alice@Example.COM")
     unal = make_account(h, "unal", email="Ünal@example.com")

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, update
 from roost.domain.models import Account, ProfileField
 from roost.storage.database import Tx
 from roost.storage.schema import account_counters, accounts, follows, statuses
+from roost.storage.sql.memo import RowMemo
 from roost.storage.sql.raw import Raw
 
 
@@ -67,12 +68,15 @@ def counter_sums(accounts_wanted: str) -> str:
             " GROUP BY account_id)")
 
 
-def account_from(row: Sequence[Any]) -> Account:
-    """The account from the values ``account_select`` lists."""
+def _build_account(row: Sequence[Any]) -> Account:
     counts = row[_N_COLUMNS:]
     return _account(_AccountRow._make(row[:_N_COLUMNS]),
                     (int(counts[0]), int(counts[1]), int(counts[2])) if counts[0] is not None
                     else None)
+
+
+account_from = RowMemo(_build_account, lists=("fields",))
+"""The account from the values ``account_select`` lists (``memo.py``)."""
 
 
 # The accounts with their counter sums in one statement: one round trip on PostgreSQL. (Also

@@ -18,6 +18,7 @@ from roost.storage.schema import (
     statuses,
 )
 from roost.storage.sql.common import insert_ignore, newest_first, paged
+from roost.storage.sql.memo import RowMemo
 from roost.storage.sql.raw import Raw, page_bounds, page_order, page_params, page_shape
 
 # Hydrating a timeline page runs these on every read: on the driver's cursor (raw.py).
@@ -104,6 +105,9 @@ def _status(row: Any) -> Status:
     )
 
 
+_status_from = RowMemo(lambda row: _status(_StatusRow._make(row)))  # (memo.py)
+
+
 class SqlStatusStore:
     def insert(self, tx: Tx, status: Status) -> None:
         _INSERT.send(tx, dict(
@@ -120,7 +124,7 @@ class SqlStatusStore:
         wanted = list(set(ids))
         if not wanted:
             return {}
-        return {r[0]: _status(_StatusRow._make(r)) for r in _BY_IDS.all(tx, {"ids": wanted})}
+        return {r[0]: _status_from(r) for r in _BY_IDS.all(tx, {"ids": wanted})}
 
     def delete(self, tx: Tx, status_id: int) -> None:
         tx.execute(delete(mentions).where(mentions.c.status_id == status_id))
