@@ -101,7 +101,7 @@ class Roost:
             "forget_author": self.timelines.forget_author,
             "rebuild_home": self.timelines.rebuild_home,
             "homes_lost": self.timelines.homes_lost,
-        })
+        }, batch_handlers={"fanout": self.timelines.fanout_many})
 
     def migrate(self) -> None:
         migrate.upgrade(self.db)

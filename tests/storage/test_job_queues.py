@@ -111,6 +111,49 @@ def test_a_job_runs_to_the_end_in_steps(db: Database, make_queue: MakeQueue) -> 
     assert db.read_sync(SqlJobStore().dead) == []
 
 
+class BatchRecorder(Recorder):
+    """``Recorder`` whose "count" jobs also run as a batch; a payload with ``bad`` fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def count(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        if payload.get("bad"):
+            raise RuntimeError("bad payload")
+        return super().count(tx, payload)
+
+    def count_many(self, tx: Tx, payloads: list[dict[str, object]]
+                   ) -> list[dict[str, object] | None]:
+        self.batches.append(len(payloads))
+        return [self.count(tx, payload) for payload in payloads]
+
+
+def test_jobs_of_a_batched_kind_step_together_and_fail_alone(
+        db: Database, make_queue: MakeQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Due jobs of a kind with a batch handler run their steps in one operation; when that
+    fails, each runs alone, so only the failing job is retried and the others go on."""
+    monkeypatch.setattr(jobs_module, "backoff_ms", lambda attempts: 60_000)
+    recorder = BatchRecorder()
+    runner = JobRunner(db, make_queue(), recorder.handlers(),
+                       batch_handlers={"count": recorder.count_many})
+    for steps in (1, 2, 0):
+        enqueue(db, "count", {"steps": steps})
+    drain(runner)
+    assert recorder.batches[0] == 3
+    assert sorted(c.get("cursor", 0) for c in recorder.calls) == [0, 0, 0, 1, 1, 2]
+
+    recorder.calls.clear()
+    recorder.batches.clear()
+    for payload in ({"steps": 0}, {"steps": 0, "bad": True}, {"steps": 1}):
+        enqueue(db, "count", payload)
+    runner.run_due_sync()
+    assert recorder.batches[0] == 3  # tried together first
+    assert runner.pending_count() == 1  # only the bad one is left, waiting for its retry
+    assert {"steps": 1, "cursor": 1} in recorder.calls  # the others went on to their end
+    assert db.read_sync(SqlJobStore().dead) == []
+
+
 def test_a_taken_job_keeps_its_id_through_continuations(db: Database,
                                                         make_queue: MakeQueue) -> None:
     queue = make_queue()

@@ -26,6 +26,7 @@ from roost.domain.models import (
     Account,
     App,
     AuthCode,
+    FanoutQuery,
     FollowAttempt,
     Job,
     Marker,
@@ -515,6 +516,31 @@ def test_fanout_targets_skip_inactive_followers(h: Harness) -> None:
     assert targets(reply_to=replied.id) == [replied.id]  # idle also follows them: skipped
     assert [f for _, f in h.read(h.s.follows.fanout_targets, author, 0, 100, replied.id,
                                   False)] == [idle.id, replied.id]
+
+
+def test_fanout_targets_many_answers_each_query_as_alone(h: Harness) -> None:
+    """Several fan-out steps' questions at once (one round trip on PostgreSQL's writer, so
+    asked in a write here): each answer is what ``fanout_targets`` gives for its question."""
+    first, second, replied = ids(3)
+    active = make_account(h, "active", last_active_at=NOW)
+    idle = make_account(h, "idle", last_active_at=NOW - 30 * 86_400_000)
+    for follower in (active.id, idle.id, replied):
+        h.write(h.s.follows.insert, follower, first, new_id(), NOW, follower != replied, False)
+    h.write(h.s.follows.insert, active.id, second, new_id(), NOW, True, False)
+    h.write(h.s.follows.insert, idle.id, replied, new_id(), NOW, True, False)
+    queries = [FanoutQuery(first, 0, 100, None, False),
+               FanoutQuery(second, 0, 100, None, False),
+               FanoutQuery(first, 0, 100, None, True, NOW - 86_400_000),
+               FanoutQuery(first, 0, 1, replied, False),
+               FanoutQuery(new_id(), 0, 100, None, False),
+               FanoutQuery(first, 0, 100, None, False)]
+    alone = [h.read(h.s.follows.fanout_targets, *q) for q in queries]
+    assert [[f for _, f in found] for found in alone] == [
+        [active.id, idle.id, replied], [active.id], [active.id], [idle.id], [],
+        [active.id, idle.id, replied]]
+    assert h.write(h.s.follows.fanout_targets_many, queries) == alone
+    assert h.read(h.s.follows.fanout_targets_many, queries) == alone
+    assert h.write(h.s.follows.fanout_targets_many, []) == []
 
 
 def test_follow_events(h: Harness) -> None:

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Tx, dict[str, object]], dict[str, object] | None]
 """Does one step of a job; returns the payload to continue from, or None when done."""
+Outcome = tuple[Job, dict[str, object] | None, Exception | None]
+BatchHandler = Callable[[Tx, list[dict[str, object]]], list[dict[str, object] | None]]
+"""Does one step of several jobs of one kind at once; returns each one's ``Handler`` answer."""
 
 MAX_ATTEMPTS = 8
 BATCH = 32
@@ -36,10 +39,14 @@ def backoff_ms(attempts: int) -> int:
 
 
 class JobRunner:
-    def __init__(self, db: Database, queue: JobQueue, handlers: dict[str, Handler]) -> None:
+    def __init__(self, db: Database, queue: JobQueue, handlers: dict[str, Handler],
+                 batch_handlers: dict[str, BatchHandler] | None = None) -> None:
         self.db = db
         self.queue = queue
         self.handlers = handlers
+        # Kinds whose due jobs run their steps in one operation: a burst of posts' fan-outs
+        # then asks the database once, not once per post (BENCHMARKS.md).
+        self.batch_handlers = batch_handlers or {}
 
     def _step(self, tx: Tx, job: Job) -> dict[str, object] | None:
         handler = self.handlers.get(job.kind)
@@ -56,17 +63,44 @@ class JobRunner:
                                dead=attempts >= MAX_ATTEMPTS)
         log.warning("job %s (%s) failed, attempt %d: %s", job.id, job.kind, attempts, text)
 
+    def _steps(self, tx: Tx, kind: str, jobs: list[Job]) -> list[dict[str, object] | None]:
+        progress = self.batch_handlers[kind](tx, [job.payload for job in jobs])
+        for job, job_progress in zip(jobs, progress, strict=True):
+            self.queue.record(tx, job, job_progress)
+        return progress
+
     async def run(self, due: list[Job]) -> None:
         """Run one step of each job, then settle them with the queue."""
 
-        async def step(job: Job) -> tuple[Job, dict[str, object] | None, Exception | None]:
+        async def step(job: Job) -> list[Outcome]:
             try:
-                return job, await self.db.write(lambda tx: self._step(tx, job)), None
+                return [(job, await self.db.write(lambda tx: self._step(tx, job)), None)]
             except Exception as exc:
-                return job, None, exc
+                return [(job, None, exc)]
 
-        # Submitted together, the steps share one commit in the writer.
-        outcomes = await asyncio.gather(*(step(job) for job in due))
+        async def steps(kind: str, jobs: list[Job]) -> list[Outcome]:
+            try:
+                progress = await self.db.write(lambda tx: self._steps(tx, kind, jobs))
+            except Exception as exc:  # one of them, most likely: each runs alone, to fail alone
+                log.info("%d %s jobs failed together (%s); running each alone",
+                         len(jobs), kind, exc)
+                return [outcome for one in await asyncio.gather(*(step(job) for job in jobs))
+                        for outcome in one]
+            return list(zip(jobs, progress, [None] * len(jobs), strict=True))
+
+        together: dict[str, list[Job]] = {}
+        alone: list[Job] = []
+        for job in due:
+            if job.kind in self.batch_handlers:
+                together.setdefault(job.kind, []).append(job)
+            else:
+                alone.append(job)
+        # Submitted together, the operations share one commit in the writer.
+        outcomes = [outcome for done in await asyncio.gather(
+            *(step(job) for job in alone),
+            *(steps(kind, jobs) if len(jobs) > 1 else step(jobs[0])
+              for kind, jobs in together.items()))
+            for outcome in done]
         await self.queue.settle([(job, progress) for job, progress, error in outcomes
                                  if error is None])
         for job, _, error in outcomes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Visibility(StrEnum):
@@ -94,6 +95,18 @@ class RelationshipFacts:
     followed_by: set[int]
     requested: set[int]
     requested_by: set[int]
+
+
+
+class FanoutQuery(NamedTuple):
+    """Which followers a fan-out step reaches (``FollowStore.fanout_targets``)."""
+
+    author_id: int
+    after: int
+    limit: int
+    reply_to_account_id: int | None
+    is_reblog: bool
+    active_since: int = 0
 
 
 @dataclass

@@ -14,7 +14,7 @@ from roost.clock import now_ms
 from roost.domain import content
 from roost.domain.errors import NotFound
 from roost.domain.events import DeliveredHome, HomesMarked, RemovedHome
-from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
+from roost.domain.models import FanoutQuery, Page, StatusView, TimelineEntry, Visibility
 from roost.domain.posts import PostService
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
@@ -176,28 +176,37 @@ class TimelineService:
 
     def fanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """Push a status into the next batch of followers' home timelines; resumable."""
-        status_id = int(payload["status_id"])  # type: ignore[call-overload]
-        status = self.stores.statuses.by_ids(tx, [status_id]).get(status_id)
-        if status is None:
-            return None  # deleted before delivery
-        after = int(payload["after"])  # type: ignore[call-overload]
-        targets = self.stores.follows.fanout_targets(
-            tx, status.account_id, after, self.fanout_batch, status.in_reply_to_account_id,
-            status.reblog_of_id is not None, active_since=now_ms() - self.inactive_ms,
-        )
-        if status.reblog_of_id is not None:
-            original = self.stores.statuses.by_ids(tx, [status.reblog_of_id]).get(
-                status.reblog_of_id)
+        return self.fanout_many(tx, [payload])[0]
+
+    def fanout_many(self, tx: Tx, payloads: list[dict[str, object]]
+                    ) -> list[dict[str, object] | None]:
+        """The next step of several fan-outs at once (a worker takes a burst of posts'
+        jobs together): their statuses in one statement, their followers in one round trip.
+        Each one's progress, as ``fanout`` returns it."""
+        wanted = [int(p["status_id"]) for p in payloads]  # type: ignore[call-overload]
+        statuses = self.stores.statuses.by_ids(tx, wanted)
+        reblogged = {s.reblog_of_id for s in statuses.values() if s.reblog_of_id is not None}
+        originals = self.stores.statuses.by_ids(tx, reblogged) if reblogged else {}
+        active_since = now_ms() - self.inactive_ms
+        live = [(i, statuses[status_id]) for i, status_id in enumerate(wanted)
+                if status_id in statuses]  # (the others were deleted before delivery)
+        found = self.stores.follows.fanout_targets_many(tx, [FanoutQuery(
+            status.account_id, int(payloads[i]["after"]),  # type: ignore[call-overload]
+            self.fanout_batch, status.in_reply_to_account_id, status.reblog_of_id is not None,
+            active_since) for i, status in live]) if live else []
+        progress: list[dict[str, object] | None] = [None] * len(payloads)
+        for (i, status), targets in zip(live, found, strict=True):
+            original = originals.get(status.reblog_of_id) if status.reblog_of_id else None
             if original is not None and original.visibility == Visibility.PRIVATE:
                 targets = []  # only the author may reblog a private post; it stays with them
-        entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
-        recipients = tuple(account_id for _, account_id in targets)
-        self.stores.home.add(tx, recipients, entry)
-        if recipients:
-            emit(tx, DeliveredHome(status.id, recipients))
-        if len(targets) < self.fanout_batch:
-            return None
-        return {**payload, "after": targets[-1][0]}
+            entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
+            recipients = tuple(account_id for _, account_id in targets)
+            self.stores.home.add(tx, recipients, entry)
+            if recipients:
+                emit(tx, DeliveredHome(status.id, recipients))
+            if len(targets) == self.fanout_batch:
+                progress[i] = {**payloads[i], "after": targets[-1][0]}
+        return progress
 
     def unfanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """Take a deleted status out of the next batch of followers' home timelines."""

@@ -15,6 +15,7 @@ from roost.domain.models import (
     Account,
     App,
     AuthCode,
+    FanoutQuery,
     FollowAttempt,
     Job,
     Marker,
@@ -83,6 +84,10 @@ class FollowStore(Protocol):
     def fanout_targets(self, tx: Tx, author_id: int, after: int, limit: int,
                        reply_to_account_id: int | None, is_reblog: bool,
                        active_since: int = 0) -> list[tuple[int, int]]: ...
+    def fanout_targets_many(self, tx: Tx, queries: Sequence[FanoutQuery]
+                            ) -> list[list[tuple[int, int]]]:
+        """``fanout_targets`` of each query, in one round trip where the engine allows."""
+        ...
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
                      event_id: int, at: int) -> None: ...
 

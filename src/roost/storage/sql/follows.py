@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from roost.domain.models import FollowAttempt, Page, RelationshipFacts
+from roost.domain.models import FanoutQuery, FollowAttempt, Page, RelationshipFacts
 from roost.storage.database import Tx
 from roost.storage.schema import follow_requests, follows
 from roost.storage.sql.accounts import BY_IDS, account_from
@@ -75,6 +75,16 @@ def _fanout_targets(active: bool, reblog: bool, reply: bool) -> Raw:
 
 
 _FANOUT_TARGETS: dict[tuple[bool, bool, bool], Raw] = {}
+
+
+def _fanout_statement(query: FanoutQuery) -> Raw:
+    reply = (query.reply_to_account_id is not None
+             and query.reply_to_account_id != query.author_id)
+    shape = (bool(query.active_since), query.is_reblog, reply)
+    raw = _FANOUT_TARGETS.get(shape)
+    if raw is None:
+        raw = _FANOUT_TARGETS[shape] = _fanout_targets(*shape)
+    return raw
 
 
 class SqlFollowStore:
@@ -176,15 +186,20 @@ class SqlFollowStore:
         (or are them), and a reblog skips followers who hid the author's reblogs. Followers not
         active since ``active_since`` are skipped (their timeline is rebuilt when they return).
         """
-        active = bool(active_since)
-        reply = reply_to_account_id is not None and reply_to_account_id != author_id
-        shape = (active, is_reblog, reply)
-        raw = _FANOUT_TARGETS.get(shape)
-        if raw is None:
-            raw = _FANOUT_TARGETS[shape] = _fanout_targets(*shape)
-        rows = raw.all(tx, {"author_id": author_id, "after": after, "limit": limit,
-                            "active_since": active_since, "reply_to": reply_to_account_id})
-        return [(r[0], r[1]) for r in rows]
+        return self.fanout_targets_many(tx, [FanoutQuery(
+            author_id, after, limit, reply_to_account_id, is_reblog, active_since)])[0]
+
+    def fanout_targets_many(self, tx: Tx, queries: Sequence[FanoutQuery]
+                            ) -> list[list[tuple[int, int]]]:
+        if not queries:
+            return []
+        # (On PostgreSQL's writer the statements go out together: a worker's batch of fan-out
+        # steps waits for one round trip, not one per step.)
+        answers = Raw.together(tx, [(_fanout_statement(q), {
+            "author_id": q.author_id, "after": q.after, "limit": q.limit,
+            "active_since": q.active_since, "reply_to": q.reply_to_account_id,
+        }) for q in queries])
+        return [[(r[0], r[1]) for r in rows] for rows, _ in answers]
 
     def record_event(self, tx: Tx, target_id: int, follower_id: int, delta: int,
                      event_id: int, at: int) -> None:
