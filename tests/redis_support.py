@@ -36,7 +36,10 @@ def redis_url() -> str:
 
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key and channel prefix for one test; its keys are deleted afterwards."""
+    """A key and channel prefix for one test; its keys are deleted afterwards. Ask for it
+    before any fixture that runs a Roost on it (``make_api``): fixtures are torn down in the
+    reverse order, so the Roost stops first; the other way round its job runner, still
+    reading, made the job stream again after the deletion and left it in Redis."""
     prefix = f"roost-test-{secrets.token_hex(6)}:"
     yield prefix
     client = redis.Redis.from_url(redis_url)

@@ -44,8 +44,8 @@ def _sign_up(api: Api, username: str) -> int:
     return response.status_code
 
 
-def test_web_processes_share_the_limits_through_redis(make_api: Any, redis_url: str,
-                                                      redis_prefix: str) -> None:
+def test_web_processes_share_the_limits_through_redis(redis_url: str, redis_prefix: str,
+                                                      make_api: Any) -> None:
     """Two apps on one Redis prefix, as two web processes (each on its own database here, so
     only Redis can carry the counts across)."""
     shared = {"redis_url": redis_url, "redis_prefix": redis_prefix, "job_queue": "database"}

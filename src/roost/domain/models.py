@@ -97,7 +97,6 @@ class RelationshipFacts:
     requested_by: set[int]
 
 
-
 class FanoutQuery(NamedTuple):
     """Which followers a fan-out step reaches (``FollowStore.fanout_targets``)."""
 
