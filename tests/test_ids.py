@@ -28,9 +28,8 @@ def test_buckets_spread_ids_made_a_millisecond_apart() -> None:
     assert all(70 <= n <= 130 for n in per_bucket.values())
 
 
-def test_buckets_are_in_range_and_stable() -> None:
+def test_buckets_are_in_range() -> None:
     for buckets in (1, 3, 16):
         for snowflake in (0, 1, 2**63 - 1, 123_456_789_012_345):
             assert 0 <= bucket_of(snowflake, buckets) < buckets
-            assert bucket_of(snowflake, buckets) == bucket_of(snowflake, buckets)
     assert bucket_of(12345, 1) == 0

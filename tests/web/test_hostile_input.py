@@ -13,12 +13,10 @@ from hypothesis import strategies as st
 from roost.settings import Settings
 from roost.web.app import all_routes
 from tests.conftest import Api
+from tests.web.garbage import POSTGRESQL_GARBAGE
 
 GARBAGE_VALUES = ["", "-1", "99999999999999999999999", "1e9", "\x00", "☃" * 300, "%",
                   "a" * 5000]
-# What PostgreSQL takes differently from SQLite (a NUL, an integer beyond 64 bits, LIKE's
-# wildcard, a negative id, multibyte text); the rest is engine-blind and runs on SQLite.
-POSTGRESQL_GARBAGE = ["-1", "99999999999999999999999", "\x00", "☃" * 300, "%"]
 PARAM_NAMES = ["status", "limit", "max_id", "since_id", "min_id", "id[]", "q", "acct",
                "visibility", "in_reply_to_id", "types[]", "fields_attributes[0][name]",
                "fields_attributes", "display_name", "note", "locked", "grant_type", "scope",

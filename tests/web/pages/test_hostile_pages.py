@@ -8,12 +8,11 @@ import pytest
 
 from roost.settings import Settings
 from roost.web.app import all_routes
+from tests.web.garbage import POSTGRESQL_GARBAGE
 from tests.web.pages.conftest import Visitor
 
 GARBAGE = ["", "-1", "99999999999999999999999", "abc", "\x00", "☃" * 300, "%", "a" * 5000,
            "//evil.example", "<script>"]
-# What PostgreSQL takes differently from SQLite; the rest is engine-blind and runs on SQLite.
-POSTGRESQL_GARBAGE = ["-1", "99999999999999999999999", "\x00", "☃" * 300, "%"]
 PARAMS = ["status", "max_id", "min_id", "since_id", "q", "in_reply_to_id", "visibility",
           "spoiler_text", "back", "next", "entry", "login", "password", "website", "note",
           "display_name", "fields_attributes[0][name]", "locked", "fragment", "username",
