@@ -126,7 +126,8 @@ class Settings(BaseSettings):
         "timeline is rebuilt when they return (answered with 206 while it runs).",
     )
     fanout_batch_size: int = Field(
-        2_000, description="Followers written per fan-out step (one transaction each)."
+        2_000, description="Followers a fan-out job writes per step (a worker runs the "
+        "steps of the jobs it takes together, in one transaction)."
     )
     counter_shards: int = Field(
         1, ge=1,

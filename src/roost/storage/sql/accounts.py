@@ -54,12 +54,14 @@ _AccountRow = namedtuple("_AccountRow", [c.name for c in _COLUMNS])  # type: ign
 _N_COLUMNS = len(_COLUMNS)
 
 
-def account_select(alias: str, counters: str) -> str:
+def account_select(alias: str, counters: str, *, summed: bool = False) -> str:
     """The select list of an account (``alias``, a row of ``accounts``) with its counter sums
-    (``counters``, a subquery's followers, following, statuses), for ``account_from``: for
+    (``counters``, a subquery's followers, following, statuses; ``summed``: the rows of
+    ``account_counters`` themselves, grouped by account), for ``account_from``: for
     statements of other stores that load an account along with what they read."""
-    return ", ".join([*(f"{alias}.{c.name}" for c in _COLUMNS), f"{counters}.followers",
-                      f"{counters}.following", f"{counters}.statuses"])
+    counts = [f"{counters}.{name}" for name in ("followers", "following", "statuses")]
+    return ", ".join([*(f"{alias}.{c.name}" for c in _COLUMNS),
+                      *(f"SUM({count})" if summed else count for count in counts)])
 
 
 def counter_sums(accounts_wanted: str) -> str:
@@ -92,8 +94,7 @@ BY_IDS = Raw(
 # there a plain join grouped by account is quicker (5-7% for a page's 28 accounts), where on
 # PostgreSQL it is slower (BENCHMARKS.md).
 _BY_IDS_SQLITE = Raw(
-    f"SELECT {', '.join(f'a.{c.name}' for c in _COLUMNS)},"
-    " SUM(c.followers), SUM(c.following), SUM(c.statuses)"
+    f"SELECT {account_select('a', 'c', summed=True)}"
     " FROM accounts a LEFT JOIN account_counters c ON c.account_id = a.id"
     " WHERE a.id IN ids(:ids) GROUP BY a.id", lists=["ids"])
 _TOTALS = Raw("SELECT account_id, SUM(followers), SUM(following), SUM(statuses)"
