@@ -7,8 +7,10 @@ its servers start, and how the harness watches the stores the server writes.
   processes. The databases are dropped and the Redis keys deleted at the end (unless --keep).
 
 Watching (``Probe``) goes where the data is: the job store's pending count for the backlog,
-the database for rows, and for home timelines the ``home_timeline`` table (embedded) or the
-Redis sorted sets (production), with the timeline store's own key and member encoding.
+the database for rows, and for home timelines the Redis sorted sets (production), with the
+timeline store's own key and member encoding, the ``home_timeline`` table (a server with
+``ROOST_HOME_TIMELINES=database``), or, for timelines in the embedded server's own memory,
+its API (``bench/homes.py``: each account's home read with its token).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import redis
 from sqlalchemy import text
 
 from bench.harness import REPO, Process, die_with_parent, log, roost_server
+from bench.homes import HttpHomes
 from roost.domain.models import TimelineEntry
 from roost.runtime import Roost
 from roost.settings import Settings
@@ -402,6 +405,9 @@ class Probe:
         self.target = target
         self.roost = Roost(target.settings())  # not started: reads only, no writer
         self.home = self.roost.stores.home
+        # (in the server's memory: seen only over HTTP, through ``use``)
+        self.in_memory = target.settings().resolved_home_timelines() == "memory"
+        self.http: HttpHomes | None = None
         self.redis: redis.Redis | None = None
         if isinstance(self.home, RedisHomeTimelineStore):
             self.redis = redis.Redis.from_url(target.redis_url or REDIS_URL)
@@ -430,8 +436,15 @@ class Probe:
 
         return self.roost.db.read_sync(query)
 
+    def use(self, homes: HttpHomes) -> None:
+        """Read home timelines through the server's API (timelines in its memory)."""
+        self.http = homes
+
     def holding(self, status_id: int, author_id: int, accounts: Sequence[int]) -> list[int]:
         """The accounts among ``accounts`` whose home timeline holds the status."""
+        if self.in_memory:
+            assert self.http is not None, "timelines in the server's memory: call use() first"
+            return self.http.holding(status_id, accounts)
         found: set[int] = set()
         for start in range(0, len(accounts), 5_000):
             chunk = list(accounts[start:start + 5_000])
@@ -461,13 +474,16 @@ class Probe:
 
     def delivered_count(self, status_id: int) -> int | None:
         """How many home timelines hold the status, when one query can tell (SQL stores)."""
-        if self.redis is not None:
+        if self.redis is not None or self.in_memory:
             return None
         return self.scalar("SELECT count(*) FROM home_timeline WHERE status_id = :s",
                            s=status_id)
 
-    def home_entries(self, accounts: Sequence[int]) -> int:
-        """Entries in the home timelines of ``accounts`` (ZCARD, or a count in SQL)."""
+    def home_entries(self, accounts: Sequence[int]) -> int | None:
+        """Entries in the home timelines of ``accounts`` (ZCARD, or a count in SQL); None for
+        timelines in the server's memory, which no query outside it can count."""
+        if self.in_memory:
+            return None
         if self.redis is None:
             return sum(self.scalar("SELECT count(*) FROM home_timeline WHERE account_id IN "
                                    f"({', '.join(str(int(a)) for a in accounts[i:i + 500])})")
@@ -485,7 +501,10 @@ class Probe:
 class Delivery:
     """Tracks one status reaching a set of home timelines, cheaply enough to poll every few
     milliseconds: in SQL one count says "not yet"; in Redis a random sample of the timelines
-    still missing it is checked, and all of them only once the whole sample has it."""
+    still missing it is checked, and all of them only once the whole sample has it. In the
+    server's memory, delivery is complete when no job is pending, since a fan-out job puts
+    its entries there before it commits (``complete_at``); which timelines hold the status
+    is then read over HTTP, after that moment."""
 
     SAMPLE = 200
 
@@ -497,12 +516,17 @@ class Delivery:
         self.total = len(accounts)
         self.missing = list(accounts)
         self.rng = random.Random(status_id)
+        self.complete_at: float | None = None
 
     @property
     def delivered(self) -> int:
         return self.total - len(self.missing)
 
     def poll(self) -> int:
+        if self.probe.in_memory:
+            if self.probe.pending_jobs() > 0:
+                return self.delivered
+            self.complete_at = self.complete_at or time.perf_counter()
         count = self.probe.delivered_count(self.status_id)
         if count is not None and count - 1 < self.total:  # minus the author's own timeline
             return max(0, count - 1)

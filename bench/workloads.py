@@ -17,6 +17,7 @@ import re
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +42,11 @@ from bench.harness import (
     thread_report,
     thread_times,
 )
+from bench.homes import HttpHomes
 from bench.rawhttp import Connection
+from roost.domain.models import TimelineEntry
+from roost.storage.database import Tx
+from roost.storage.memory.timelines import MemoryHomeTimelineStore
 
 
 @dataclass
@@ -440,7 +445,18 @@ def _await_delivery(delivery: Delivery, probe: Probe, timeout: float,
         elif time.perf_counter() - last_change > STALL_S and probe.pending_jobs() == 0:
             break  # nothing left to run and still short: report, do not hang
         time.sleep(interval)
-    return time.perf_counter()
+    return delivery.complete_at or time.perf_counter()
+
+
+def _warm(probe: Probe, deployment: Deployment, tokens: dict[int, str]) -> None:
+    """Timelines in the server's memory: every follower reads its home once first, so the
+    server holds their timelines and fan-out writes to them, as for followers who read since
+    the server started (one who has not gets the posts when its timeline is filled)."""
+    homes = HttpHomes(deployment.url, tokens)
+    began = time.perf_counter()
+    homes.warm(list(tokens))
+    log(f"  {len(tokens):,} home timelines read once in {time.perf_counter() - began:.1f}s")
+    probe.use(homes)
 
 
 def fanout(ctx: Context) -> dict[str, Any]:
@@ -454,11 +470,14 @@ def fanout(ctx: Context) -> dict[str, Any]:
         fixture.follow_edges((f, author) for f in followers)
         sample = random.Random(2).sample(followers, min(20, n))
         author_token, *sample_tokens = fixture.tokens([author, *sample])
+        follower_tokens = dict(zip(followers, fixture.tokens(followers), strict=True))
 
     runs: list[dict[str, Any]] = []
     sample_ok = True
     with ctx.deploy(target) as deployment, Probe(target) as probe, \
             httpx.Client(base_url=deployment.url, timeout=60) as client:
+        if probe.in_memory:
+            _warm(probe, deployment, follower_tokens)
         for r in range(s.fanout_repeats):
             # Poll the timelines every 2 ms (a count in SQL; in Redis a sample of the
             # timelines still missing the post, then all of them, by ZSCORE in one script).
@@ -487,8 +506,11 @@ def fanout(ctx: Context) -> dict[str, Any]:
         "parameters": {**ctx.common(), "followers": n, "repeats": s.fanout_repeats,
                        "how": "POST /api/v1/statuses, then poll the home timelines every 2 ms "
                               "(SQL: count of home_timeline rows of the status; Redis: ZSCORE "
-                              "of the member in the timelines still missing it) until all "
-                              "hold it; plus 20 followers' home timelines over HTTP"},
+                              "of the member in the timelines still missing it; in the "
+                              "server's memory: until no job is pending, then every "
+                              "follower's home over HTTP) until all hold it; plus 20 "
+                              "followers' home timelines over HTTP",
+                       "timelines_in_server_memory": probe.in_memory},
         "throughput": {"value": round(n / median), "unit": "timeline entries/s (median run)"},
         "latency_ms": {"p50": round(median * 1000, 1), "max": round(max(times) * 1000, 1)},
         "runs": runs,
@@ -547,8 +569,11 @@ def posting(ctx: Context) -> dict[str, Any]:
         fixture.follow_edges((f, author) for author, fans in followers_of.items()
                              for f in fans)
         tokens = fixture.tokens(authors)
+        reader_tokens = dict(zip(pool, fixture.tokens(pool), strict=True))
 
     with ctx.deploy(target) as deployment, Probe(target) as probe:
+        if probe.in_memory:
+            _warm(probe, deployment, reader_tokens)
         with JobWatcher(target) as watcher:
             log(f"posting: {s.posting_connections} connections for {s.posting_seconds}s")
             load = Load(deployment.url, "POST", "/api/v1/statuses", tokens,
@@ -793,6 +818,29 @@ def _redis_bytes(probe: Probe, accounts: list[int]) -> dict[str, int]:
             "used_memory": int(probe.redis.info("memory")["used_memory"])}
 
 
+def _memory_store_bytes(probe: Probe, owners: list[int],
+                        entries: list[TimelineEntry]) -> float:
+    """Bytes per entry of the in-memory home timeline store (the embedded server's), built
+    here in the harness with the same timelines: Python's allocations while it fills them."""
+    store = MemoryHomeTimelineStore(cap=len(entries))
+    newest_first = entries[::-1]
+
+    def fill(tx: Tx) -> None:
+        for owner in owners:
+            store.missing(tx, owner)
+            store.fill(tx, owner, newest_first)
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        probe.roost.db.read_sync(fill)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.held() == (len(owners), len(owners) * len(entries))
+    return round(grown / (len(owners) * len(entries)), 1)
+
+
 def memory(ctx: Context) -> dict[str, Any]:
     s = ctx.sizes
     target = ctx.target("memory")
@@ -832,7 +880,14 @@ def memory(ctx: Context) -> dict[str, Any]:
             "entries": entries, "timelines": timelines, "entries_each": length,
             "bytes_per_entry_with_indexes": round(
                 (after["home_timeline"] - before["home_timeline"]) / entries, 1),
-            "used_by_this_backend": not ctx.production}
+            "used_by_this_backend": not ctx.production and not probe.in_memory}
+        if probe.in_memory:
+            out["home_entry_memory"] = {
+                "entries": entries, "timelines": timelines, "entries_each": length,
+                "bytes_per_entry_tracemalloc": _memory_store_bytes(
+                    probe, readers, [TimelineEntry(st, authors[i % 50])
+                                     for i, st in enumerate(statuses)]),
+                "used_by_this_backend": True}
         if ctx.production:
             for label, count, each in (("full", timelines, length),
                                        ("short", timelines, min(100, length))):
@@ -855,6 +910,8 @@ def memory(ctx: Context) -> dict[str, Any]:
                     "used_by_this_backend": True}
     headline = (out.get("home_entry_redis_full", {}).get("bytes_per_entry_memory_usage")
                 if ctx.production else
+                out["home_entry_memory"]["bytes_per_entry_tracemalloc"]
+                if "home_entry_memory" in out else
                 out["home_entry_sqlite"]["bytes_per_entry_with_indexes"])
     return {
         "name": "memory",

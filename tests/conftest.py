@@ -65,7 +65,7 @@ def settings_on_both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def roost(settings: Settings) -> Iterator[Roost]:
-    instance = Roost(settings)
+    instance = Roost(settings, serving=True)  # (as `roost serve` makes it)
     yield instance
     instance.close()
 
@@ -180,7 +180,7 @@ def make_api(tmp_path: Path) -> Iterator[Any]:
     def make(**overrides: Any) -> Api:
         data_dir = tmp_path / f"data{len(opened)}"
         instance = Roost(Settings(data_dir=data_dir, port=8000, sqlite_synchronous="NORMAL",
-                                  **overrides))
+                                  **overrides), serving=True)
         test_client = TestClient(create_app(instance), base_url="http://localhost:8000")
         test_client.__enter__()
         opened.append((test_client, instance))

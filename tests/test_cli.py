@@ -137,7 +137,8 @@ def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(tmp_path: Pat
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "roost", "--data-dir", str(tmp_path / "data"), "worker"],
-            stdout=out, stderr=subprocess.STDOUT)
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "ROOST_EMBEDDED_WORKER": "false"})
     try:
         deadline = time.monotonic() + 30
         while "Roost worker on" not in log.read_text():
@@ -154,3 +155,19 @@ def test_a_worker_writes_its_threads_stacks_on_sigusr1_and_goes_on(tmp_path: Pat
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_worker_and_serve_refuse_home_timelines_they_cannot_share(tmp_path: Path) -> None:
+    """On SQLite with the embedded worker (the default) the home timelines live in the
+    memory of `roost serve`: a `roost worker` would write its fan-outs where no one reads
+    them, so it refuses, saying what to set; so does serve asked for memory with workers."""
+    data = str(tmp_path / "data")
+    refused = CliRunner().invoke(main, ["--data-dir", data, "worker"], env={})
+    assert refused.exit_code == 2
+    assert "ROOST_EMBEDDED_WORKER=false" in refused.output
+    apart = CliRunner().invoke(main, ["--data-dir", data, "serve"], env={
+        "ROOST_HOME_TIMELINES": "memory", "ROOST_EMBEDDED_WORKER": "false"})
+    assert apart.exit_code == 2 and "ROOST_HOME_TIMELINES=memory needs" in apart.output
+    no_redis = CliRunner().invoke(main, ["--data-dir", data, "serve"],
+                                  env={"ROOST_HOME_TIMELINES": "redis"})
+    assert no_redis.exit_code == 2 and "needs ROOST_REDIS_URL" in no_redis.output

@@ -68,7 +68,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
 
     settings = _settings(ctx, host=host, port=port, data_dir=data_dir,
                          web_processes=web_processes)
-    problem = settings.multiprocess_problem()
+    problem = settings.multiprocess_problem() or settings.home_timelines_problem()
     if problem:
         raise click.UsageError(problem)
     click.echo(f"Roost {__version__} on {settings.base_url()} "
@@ -85,7 +85,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
         from roost.runtime import Roost
         from roost.web.app import create_app
 
-        app = create_app(Roost(settings), run_background=settings.embedded_worker)
+        app = create_app(Roost(settings, serving=True),
+                         run_background=settings.embedded_worker)
         uvicorn.run(app, **options)
         return
     # Several processes: migrate once here, then uvicorn starts the processes on one shared
@@ -116,6 +117,9 @@ def worker(ctx: click.Context, data_dir: Path | None) -> None:
     from roost.web.streaming.publisher import Publisher
 
     settings = _settings(ctx, data_dir=data_dir)
+    problem = settings.home_timelines_problem(worker=True)
+    if problem:
+        raise click.UsageError(problem)
     roost = Roost(settings)
     roost.start()
     # With ROOST_REDIS_URL, what this worker commits (fan-out deliveries above all) reaches

@@ -59,14 +59,16 @@ class Discrepancy:
 class Roost:
     """One running instance: the services the web layer and the CLI call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, serving: bool = False) -> None:
+        """``serving``: this is the process that serves the API (`roost serve`), which may
+        then keep the home timelines in its memory (``ROOST_HOME_TIMELINES``)."""
         self.settings = settings
         self.db = Database(settings.resolved_database_url(),
                            sqlite_synchronous=settings.sqlite_synchronous,
                            write_batch_max=settings.write_batch_max,
                            read_threads=settings.read_threads,
                            sqlite_inline_reads=settings.sqlite_inline_reads)
-        self.stores = stores_for(settings)
+        self.stores = stores_for(settings, serving=serving)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         shards = settings.counter_shards
         self.posts = PostService(self.db, self.stores, self.site, shards)

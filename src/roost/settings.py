@@ -97,6 +97,15 @@ class Settings(BaseSettings):
         description="Run background work (fan-out, history rollups, races, timeline caps) "
         "inside `roost serve`. Set false when separate `roost worker` processes do it.",
     )
+    home_timelines: Literal["auto", "memory", "database", "redis"] = Field(
+        "auto",
+        description="Where home timelines live. `memory`: in the `roost serve` process, each "
+        "filled from the database at its account's first read after a start (the fastest: no "
+        "write per follower per post; needs one web process running its own background work, "
+        "and no `roost worker`). `database`: in the database (kept across restarts). `redis`: "
+        "in Redis (ROOST_REDIS_URL), shared by every process. `auto`: `redis` with "
+        "ROOST_REDIS_URL, else `memory` on SQLite with ROOST_EMBEDDED_WORKER, else `database`.",
+    )
     job_queue: Literal["auto", "database", "redis"] = Field(
         "auto",
         description="Where workers take background jobs from: `database` leases them from the "
@@ -217,6 +226,35 @@ class Settings(BaseSettings):
         if not self.redis_url:
             return ("ROOST_WEB_PROCESSES > 1 needs ROOST_REDIS_URL: live events must reach "
                     "streaming clients connected to any of the processes")
+        return None
+
+    def resolved_home_timelines(self) -> Literal["memory", "database", "redis"]:
+        if self.home_timelines != "auto":
+            return self.home_timelines
+        if self.redis_url:
+            return "redis"
+        if (self.resolved_database_url().startswith("sqlite") and self.embedded_worker
+                and self.web_processes == 1):
+            return "memory"
+        return "database"
+
+    def home_timelines_problem(self, *, worker: bool = False) -> str | None:
+        """Why the home timelines cannot live where these settings put them, for `roost serve`
+        or (``worker``) for `roost worker`; None if they can."""
+        where = self.resolved_home_timelines()
+        if where == "redis" and not self.redis_url:
+            return "ROOST_HOME_TIMELINES=redis needs ROOST_REDIS_URL"
+        if where != "memory":
+            return None
+        if worker:
+            return ("the home timelines live in the memory of `roost serve` "
+                    "(ROOST_HOME_TIMELINES=memory, the default on SQLite with "
+                    "ROOST_EMBEDDED_WORKER=true), where a `roost worker` cannot write them: "
+                    "set ROOST_EMBEDDED_WORKER=false for `roost serve` and the workers, or "
+                    "ROOST_HOME_TIMELINES=database")
+        if self.web_processes > 1 or not self.embedded_worker:
+            return ("ROOST_HOME_TIMELINES=memory needs one web process running its own "
+                    "background work (ROOST_WEB_PROCESSES=1, ROOST_EMBEDDED_WORKER=true)")
         return None
 
     def base_url(self) -> str:

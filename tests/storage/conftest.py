@@ -13,8 +13,9 @@
 
 Every table is emptied before each test, so tests are independent.
 
-The home timeline store also has a Redis implementation: a test marked ``@HOME_STORES`` runs
-with ``h.s.home`` being each of them (Redis: see ``tests/redis_support.py``).
+The home timeline store also has an in-memory and a Redis implementation: a test marked
+``@HOME_STORES`` runs with ``h.s.home`` being each of them (Redis: see
+``tests/redis_support.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from roost.storage import migrate
 from roost.storage.database import Database, Tx
+from roost.storage.memory.timelines import MemoryHomeTimelineStore
 from roost.storage.stores import Stores, close_stores, sql_stores
 from tests.services import unusable
 
@@ -151,7 +153,7 @@ class Harness:
 
 
 HOME_STORES = pytest.mark.parametrize(
-    "h", ["sql-home", "redis-home", "redis-cluster-home"], indirect=True)
+    "h", ["sql-home", "memory-home", "redis-home", "redis-cluster-home"], indirect=True)
 
 
 @pytest.fixture
@@ -160,7 +162,9 @@ def h(request: pytest.FixtureRequest, db: Database) -> Iterator[Harness]:
     home timelines are in Redis, with "redis-cluster-home" in a 3-node Redis Cluster."""
     harness = Harness(db)
     param = getattr(request, "param", "sql-home")
-    if param == "redis-home":
+    if param == "memory-home":
+        harness.s.home = MemoryHomeTimelineStore(cap=800)
+    elif param == "redis-home":
         from roost.storage.redis.timelines import RedisHomeTimelineStore
 
         harness.s.home = RedisHomeTimelineStore.from_url(

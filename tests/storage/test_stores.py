@@ -827,6 +827,56 @@ def test_pulled_and_recent_pushed(h: Harness) -> None:
     assert h.read(h.s.statuses.recent_pushed, star.id, 1) == [entry(reblog)]
 
 
+def test_delivered_to_reads_back_what_delivery_pushed(h: Harness) -> None:
+    """The statuses push delivery puts in a viewer's home timeline, read back from the
+    database (an in-memory store fills a timeline with them): fan-out's rules for followed
+    accounts, one's own posts, private and direct posts that mention one."""
+    viewer, shown, quiet, stranger = (make_account(h, n) for n in
+                                      ("viewer", "shown", "quiet", "stranger"))
+    h.write(h.s.follows.insert, viewer.id, shown.id, new_id(), NOW, True, False)
+    h.write(h.s.follows.insert, viewer.id, quiet.id, new_id(), NOW, False, False)
+    theirs = make_status(h, stranger)
+    secret = make_status(h, stranger, visibility=Visibility.PRIVATE)
+    own = [make_status(h, viewer), make_status(h, viewer, visibility=Visibility.DIRECT,
+                                               reply_to=theirs)]
+    post, followed_too = make_status(h, shown), make_status(h, quiet)
+    wanted = [
+        post,
+        followed_too,
+        make_status(h, shown, reply_to=post),  # a thread of one's own
+        make_status(h, shown, reply_to=followed_too),  # to someone the viewer follows
+        make_status(h, shown, reply_to=own[0]),  # to the viewer
+        make_status(h, shown, reblog_of=theirs),
+        make_status(h, shown, visibility=Visibility.PRIVATE),
+        make_status(h, quiet),
+    ]
+    unwanted = [
+        make_status(h, shown, reply_to=theirs),  # to someone the viewer does not follow
+        make_status(h, quiet, reblog_of=theirs),  # the viewer hides quiet's reblogs
+        make_status(h, shown, reblog_of=secret),  # (only its author may reblog it)
+        make_status(h, shown, visibility=Visibility.DIRECT),
+        make_status(h, shown, pushed=False),  # merged at read time instead
+        make_status(h, stranger),
+    ]
+    mentioned = make_status(h, stranger, visibility=Visibility.DIRECT)
+    h.write(h.s.statuses.add_mentions, mentioned.id, [viewer.id])
+    public_mention = make_status(h, stranger)
+    h.write(h.s.statuses.add_mentions, public_mention.id, [viewer.id])
+    unwanted.append(public_mention)  # not followed: a notification, not the home timeline
+
+    def ids_of(statuses: list[Status]) -> list[int]:
+        return sorted((s.id for s in statuses), reverse=True)
+
+    delivered = h.read(h.s.statuses.delivered_to, viewer.id, 100)
+    assert [e.status_id for e in delivered] == ids_of([*wanted, *own, mentioned])
+    assert not {s.id for s in unwanted} & {e.status_id for e in delivered}
+    assert TimelineEntry(wanted[5].id, shown.id, theirs.id) in delivered
+    assert [e.status_id for e in h.read(h.s.statuses.delivered_to, viewer.id, 3)] == ids_of(
+        [*wanted, *own, mentioned])[:3]
+    assert h.read(h.s.statuses.delivered_to, stranger.id, 100)[0].status_id == (
+        public_mention.id)  # (their own)
+
+
 def test_pulled_pages_match_every_unpushed_post_in_order(h: Harness) -> None:
     """Each author's newest posts are taken apart (a celebrity's thousands cost one page):
     every page shape must still be the right window of all their posts, merged."""
@@ -1283,12 +1333,21 @@ def test_oauth_tokens(h: Harness) -> None:
     assert h.read(h.s.oauth.token_by_hash, "t-app") == app_token
 
 
-# -- home timeline (the SQL store and the Redis one) ----------------------------------------
+# -- home timeline (the SQL store, the in-memory one and the Redis one) ----------------------
+
+
+def hold(h: Harness, *accounts: int) -> None:
+    """Have the store hold these accounts' (empty) timelines: a store that fills timelines
+    on read (in memory) takes writes only to those it holds."""
+    for account in accounts:
+        if h.read(h.s.home.missing, account):
+            h.write(h.s.home.fill, account, [])
 
 
 @HOME_STORES
 def test_home_timeline_add_and_page(h: Harness) -> None:
     a, b, author = ids(3)
+    hold(h, a, b)
     entries = [TimelineEntry(new_id(), author) for _ in range(5)]
     reblog = TimelineEntry(new_id(), author, entries[0].status_id)
     for e in entries:
@@ -1315,6 +1374,7 @@ def test_home_timeline_add_and_page(h: Harness) -> None:
 @HOME_STORES
 def test_home_timeline_removal(h: Harness) -> None:
     a, b, x, y = ids(4)
+    hold(h, a, b)
     ex = [TimelineEntry(new_id(), x) for _ in range(3)]
     ey = [TimelineEntry(new_id(), y) for _ in range(2)]
     h.write(h.s.home.add_many, a, ex + ey)
@@ -1330,6 +1390,7 @@ def test_home_timeline_removal(h: Harness) -> None:
 @HOME_STORES
 def test_home_timeline_trim_and_cap(h: Harness) -> None:
     a, b, c, author = ids(4)
+    hold(h, a, b, c)
     entries = [TimelineEntry(new_id(), author) for _ in range(6)]
     for account in (a, b):
         h.write(h.s.home.add_many, account, entries)
@@ -1354,6 +1415,7 @@ def test_home_timeline_cap_in_steps(h: Harness) -> None:
     and ends; the SQL store's steps each look at some of the accounts."""
     author = new_id()
     accounts = sorted(ids(7))
+    hold(h, *accounts)
     for n, account in enumerate(accounts):
         h.write(h.s.home.add_many, account,
                 [TimelineEntry(new_id(), author) for _ in range(2 + n)])
@@ -1376,6 +1438,7 @@ def test_home_timeline_orders_ids_beyond_double_precision(h: Harness) -> None:
     """Ids are 64-bit; a double (a Redis score) is exact only up to 2**53, where these would
     tie or swap."""
     a, author, other = ids(3)
+    hold(h, a)
     near = [2**53, 2**53 + 1, 2**53 + 2, 2**62 + 1, BIG - 2, BIG - 1, BIG]
     entries = [TimelineEntry(i, author if i % 2 else other, None if i % 3 else 2**53 + 1)
                for i in near]
@@ -1404,6 +1467,7 @@ def test_home_timeline_orders_ids_beyond_double_precision(h: Harness) -> None:
 @HOME_STORES
 def test_home_timeline_store_keeps_the_epoch_it_was_given(h: Harness) -> None:
     assert h.read(h.s.home.epoch) is None
+    hold(h, 1)
     h.write(h.s.home.set_epoch, 2**62 + 5)
     assert h.read(h.s.home.epoch) == 2**62 + 5
     h.write(h.s.home.add, [1], TimelineEntry(new_id(), 2))
@@ -1441,6 +1505,7 @@ def test_home_timeline_writes_of_one_batch_apply_in_order(h: Harness) -> None:
     """Operations batched into one commit (the Redis store sends their writes together, just
     before it): each sees the ones before it, and a failed one's writes never land."""
     a, b, author = ids(3)
+    hold(h, a, b)
     kept, removed, lost = (TimelineEntry(new_id(), author) for _ in range(3))
 
     def add(entry: TimelineEntry, *, fail: bool = False) -> Callable[[Tx], None]:

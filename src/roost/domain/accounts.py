@@ -80,11 +80,13 @@ class AccountService:
     async def touch(self, account: Account) -> None:
         """Note that ``account`` is active (at most one write an hour). An account back after
         being inactive gets its home timeline rebuilt, since fan-out skipped it meanwhile;
-        ``account.home_rebuilding`` tells the caller."""
+        ``account.home_rebuilding`` tells the caller. (A store that fills timelines on read
+        has no stale ones: fan-out writes every timeline it holds.)"""
         now = now_ms()
         if now - account.last_active_at < TOUCH_EVERY_MS:
             return
-        returning = account.last_active_at < now - self.inactive_ms
+        returning = (account.last_active_at < now - self.inactive_ms
+                     and not self.stores.home.fills_on_read)
 
         def apply(tx: Tx) -> None:
             changes: dict[str, object] = {"last_active_at": now}

@@ -50,6 +50,8 @@ class TimelineService:
     # -- reading ---------------------------------------------------------------------------
 
     def home_entries(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
+        if self.stores.home.missing(tx, account_id):
+            self._fill_home(tx, account_id)
         pushed = self.stores.home.page(tx, account_id, page)
         pulled = self.stores.statuses.pulled(tx, account_id, page)
         if not pulled:
@@ -66,6 +68,18 @@ class TimelineService:
             return self.posts.views(tx, [e.status_id for e in entries], account_id)
 
         return await self.db.read(read, snapshot=SNAPSHOT, bounded=True)
+
+    def _fill_home(self, tx: Tx, account_id: int) -> None:
+        """Fill a home timeline the store lacks (an in-memory store after a start) with what
+        delivery would have put in it."""
+        self.stores.home.fill(tx, account_id,
+                              self.stores.statuses.delivered_to(tx, account_id, self.home_size))
+
+    def _recent_pushed(self, tx: Tx, authors: list[int]) -> list[TimelineEntry]:
+        entries: list[TimelineEntry] = []
+        for author_id in authors:
+            entries += self.stores.statuses.recent_pushed(tx, author_id, BACKFILL_POSTS)
+        return entries
 
     async def pulled_authors(self, account_id: int) -> list[int]:
         """Followed authors whose posts reach followers at read time, not by push: a live
@@ -115,7 +129,15 @@ class TimelineService:
         the store must now be given, None when it has it already or the database had a record.
 
         Every process does this as it starts (``Roost.start``), before anything can write to
-        the store: a mark first recorded later would take a loss in between for a new store."""
+        the store: a mark first recorded later would take a loss in between for a new store.
+
+        A store that fills its timelines on read (in memory) starts empty every time: it gets
+        a new mark, recorded, so that a database or Redis store used after it on this
+        database finds a mark other than its own and rebuilds what it missed meanwhile."""
+        if self.stores.home.fills_on_read:
+            epoch = secrets.randbits(62) + 1
+            self.stores.state.put(tx, HOME_EPOCH, epoch)
+            return epoch
         if self.stores.state.get(tx, HOME_EPOCH) is not None:
             return None
         found = self.stores.home.epoch(tx)
@@ -132,7 +154,10 @@ class TimelineService:
 
         How it knows: the database records a random mark and the store carries the same; a
         store without it lost its data since. The job is committed before the store gets its
-        mark back, so a crash in between finds the loss again rather than forgetting it."""
+        mark back, so a crash in between finds the loss again rather than forgetting it.
+        A store that fills its timelines on read has nothing to recover."""
+        if self.stores.home.fills_on_read:
+            return False
 
         def intact(tx: Tx) -> bool:
             expected = self.stores.state.get(tx, HOME_EPOCH)
@@ -187,7 +212,9 @@ class TimelineService:
         statuses = self.stores.statuses.by_ids(tx, wanted)
         reblogged = {s.reblog_of_id for s in statuses.values() if s.reblog_of_id is not None}
         originals = self.stores.statuses.by_ids(tx, reblogged) if reblogged else {}
-        active_since = now_ms() - self.inactive_ms
+        # (A store that fills timelines on read holds only those read since it started, and
+        # skips the others itself: the followers' activity need not be looked up.)
+        active_since = 0 if self.stores.home.fills_on_read else now_ms() - self.inactive_ms
         live = [(i, statuses[status_id]) for i, status_id in enumerate(wanted)
                 if status_id in statuses]  # (the others were deleted before delivery)
         found = self.stores.follows.fanout_targets_many(tx, [FanoutQuery(
@@ -243,10 +270,7 @@ class TimelineService:
         batch = authors[:REBUILD_BATCH]
         if after == 0:
             batch = [account_id, *batch]
-        for author_id in batch:
-            self.stores.home.add_many(tx, account_id,
-                                      self.stores.statuses.recent_pushed(tx, author_id,
-                                                                         BACKFILL_POSTS))
+        self.stores.home.add_many(tx, account_id, self._recent_pushed(tx, batch))
         if len(authors) > REBUILD_BATCH:
             return {**payload, "after": batch[-1]}
         self.stores.home.trim(tx, account_id, self.home_size)

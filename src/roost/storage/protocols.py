@@ -111,6 +111,11 @@ class StatusStore(Protocol):
     def public(self, tx: Tx, page: Page) -> list[int]: ...
     def by_tag(self, tx: Tx, tag_id: int, page: Page) -> list[int]: ...
     def pulled(self, tx: Tx, viewer_id: int, page: Page) -> list[TimelineEntry]: ...
+    def delivered_to(self, tx: Tx, viewer_id: int, limit: int) -> list[TimelineEntry]:
+        """The newest ``limit`` entries that push delivery puts in ``viewer_id``'s home
+        timeline (posts of followed accounts under fan-out's rules, their own, and private
+        and direct posts mentioning them), newest first, read back from the statuses."""
+
     def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]: ...
     def reblog_id(self, tx: Tx, account_id: int, status_id: int) -> int | None: ...
     def reblogs_of(self, tx: Tx, status_id: int) -> list[int]: ...
@@ -228,6 +233,18 @@ class OAuthStore(Protocol):
 
 class HomeTimelineStore(Protocol):
     """Each account's home timeline: the newest entries pushed to it, capped."""
+
+    fills_on_read: bool
+    """True when the store may lack timelines (it starts empty, in memory) and has each filled
+    on its first read (``missing``, ``fill``): then it has nothing to recover after a loss."""
+
+    def missing(self, tx: Tx, account_id: int) -> bool:
+        """Whether the store lacks this account's timeline, which the caller must then
+        ``fill``; always False for a store that holds every timeline."""
+
+    def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
+        """Give the store a timeline it said was ``missing``: ``entries``, read from the
+        database after it said so, with what was written to it since."""
 
     def add(self, tx: Tx, account_ids: Sequence[int], entry: TimelineEntry) -> None: ...
     def add_many(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None: ...

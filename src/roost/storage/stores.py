@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from roost.settings import Settings
+from roost.storage.memory.timelines import MemoryHomeTimelineStore
 from roost.storage.protocols import (
     AccountStore,
     BookmarkStore,
@@ -85,17 +86,21 @@ def sql_stores() -> Stores:
     )
 
 
-def stores_for(settings: Settings) -> Stores:
-    """The stores ``settings`` ask for: everything in the database, or, with
-    ``ROOST_REDIS_URL``, home timelines in Redis, on one server or a Redis Cluster
-    (``ROOST_REDIS_CLUSTER``); redis-py is imported only then."""
+def stores_for(settings: Settings, *, serving: bool = False) -> Stores:
+    """The stores ``settings`` ask for: everything in the database, or the home timelines
+    in Redis, on one server or a Redis Cluster (``ROOST_REDIS_CLUSTER``; redis-py is imported
+    only then), or in this process's memory where it is the one that serves them
+    (``serving``; another process, a command-line tool, leaves them alone in the database)."""
     stores = sql_stores()
-    if settings.redis_url:
+    where = settings.resolved_home_timelines()
+    if where == "redis":
         from roost.storage.redis.timelines import RedisHomeTimelineStore
 
         stores.home = RedisHomeTimelineStore.from_url(
-            settings.redis_url, cap=settings.home_timeline_size, prefix=settings.redis_prefix,
-            cluster=settings.redis_cluster)
+            settings.redis_url or "", cap=settings.home_timeline_size,
+            prefix=settings.redis_prefix, cluster=settings.redis_cluster)
+    elif where == "memory" and serving:
+        stores.home = MemoryHomeTimelineStore(cap=settings.home_timeline_size)
     return stores
 
 

@@ -118,4 +118,4 @@ def app_from_environment() -> Starlette:
     the environment, which ``roost serve`` filled in before starting them."""
     settings = Settings.from_environment()
     dump_stacks_on_sigusr1()  # (a process of its own: `roost` set it up in its parent only)
-    return create_app(Roost(settings), run_background=settings.embedded_worker)
+    return create_app(Roost(settings, serving=True), run_background=settings.embedded_worker)

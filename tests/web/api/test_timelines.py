@@ -185,10 +185,13 @@ def test_home_timelines_are_capped(make_api: Any) -> None:
     assert _ids(home) == posts[::-1][:5]
 
 
+# The rebuilds of inactive accounts are tested on a store that holds every timeline (the
+# database; Redis in test_redis_mode.py): the in-memory store fills a timeline it lacks at its
+# first read instead (tests/web/api/test_memory_timelines.py).
 def test_inactive_followers_are_skipped_and_rebuilt_on_return(make_api: Any) -> None:
     # The test moves Bob's last activity back 30 days in the database; a process that had
     # remembered his token (ROOST_AUTH_CACHE_SECONDS) would have forgotten it by then.
-    api = make_api(auth_cache_seconds=0)
+    api = make_api(auth_cache_seconds=0, home_timelines="database")
     roost: Roost = api.roost
     alice, bob, carol = api.register("alice"), api.register("bob"), api.register("carol")
     bob.follow(alice)
@@ -224,7 +227,7 @@ def _home_ids(roost: Roost, account_id: str) -> set[str]:
 
 
 def test_an_account_marked_inactive_behind_its_open_stream_is_revived(make_api: Any) -> None:
-    api = make_api(auth_cache_seconds=0)
+    api = make_api(auth_cache_seconds=0, home_timelines="database")
     roost: Roost = api.roost
     alice, bob = api.register("alice"), api.register("bob")
     bob.follow(alice)
@@ -249,7 +252,7 @@ def test_an_account_marked_inactive_behind_its_open_stream_is_revived(make_api: 
 def test_an_open_stream_keeps_its_account_active(make_api: Any,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(streaming_routes, "HEARTBEAT_SECONDS", 0.05)
-    api = make_api(auth_cache_seconds=0)
+    api = make_api(auth_cache_seconds=0, home_timelines="database")
     roost: Roost = api.roost
     alice, bob = api.register("alice"), api.register("bob")
     bob.follow(alice)

@@ -154,6 +154,7 @@ class RedisHomeTimelineStore:
     """``HomeTimelineStore`` on Redis sorted sets, each capped at ``cap`` entries."""
 
     KEYS_PER_CALL = 5000  # fan-out batches are smaller; bounds one script's run time
+    fills_on_read = False
 
     def __init__(self, client: redis.Redis | RedisCluster, *, cap: int,
                  prefix: str = "roost:") -> None:
@@ -217,6 +218,12 @@ class RedisHomeTimelineStore:
         pipe.zadd(key, dict.fromkeys(map(encode, entries), 0))
         pipe.zremrangebyrank(key, 0, -self.cap - 1)
         pipe.execute()
+
+    def missing(self, tx: Tx, account_id: int) -> bool:
+        return False  # (a lost Redis is recovered by check_home_store and rebuilds)
+
+    def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
+        self.add_many(tx, account_id, entries)
 
     def page(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
         flush_deferred(tx, self)

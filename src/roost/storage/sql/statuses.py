@@ -82,6 +82,30 @@ def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
     return raw, page_params(page)
 
 
+# What push delivery puts in a viewer's home timeline, read back from the statuses: the
+# fan-out's pushed posts of followed accounts, under the rules of ``fanout_targets`` and
+# ``TimelineService.fanout`` (replies, hidden reblogs, reblogs of private posts), plus the
+# viewer's own posts and the private and direct posts that mention them (``_deliver``).
+# Each followed account's newest first by its own index, at most :limit from each.
+_PUSHED_RULES = (
+    f" AND t.pushed = TRUE AND t.visibility != '{Visibility.DIRECT.value}'"
+    " AND (t.in_reply_to_account_id IS NULL OR t.in_reply_to_account_id = t.account_id"
+    " OR t.in_reply_to_account_id = :viewer OR t.in_reply_to_account_id IN"
+    " (SELECT target_account_id FROM follows WHERE account_id = :viewer))"
+    " AND (t.reblog_of_id IS NULL OR (f.show_reblogs = TRUE AND NOT EXISTS (SELECT 1 FROM"
+    f" statuses o WHERE o.id = t.reblog_of_id AND o.visibility = '{Visibility.PRIVATE.value}')))")
+_DELIVERED_TO = Raw(
+    "SELECT s.id, s.account_id, s.reblog_of_id FROM follows f JOIN statuses s ON s.id IN"
+    " (SELECT t.id FROM statuses t WHERE t.account_id = f.target_account_id"
+    f"{_PUSHED_RULES} ORDER BY t.id DESC LIMIT :limit) WHERE f.account_id = :viewer"
+    " UNION SELECT id, account_id, reblog_of_id FROM (SELECT id, account_id, reblog_of_id"
+    " FROM statuses WHERE account_id = :viewer ORDER BY id DESC LIMIT :limit) own"
+    " UNION SELECT id, account_id, reblog_of_id FROM (SELECT s.id, s.account_id,"
+    " s.reblog_of_id FROM mentions m JOIN statuses s ON s.id = m.status_id"
+    f" WHERE m.account_id = :viewer AND s.visibility IN ('{Visibility.PRIVATE.value}',"
+    f" '{Visibility.DIRECT.value}') ORDER BY m.status_id DESC LIMIT :limit) mentioned"
+    " ORDER BY 1 DESC LIMIT :limit")
+
 _MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
                    " ORDER BY status_id, account_id", lists=["ids"])
 # Mentions (kind 0: the account) and hashtags (kind 1: the tag's id and name) of a page of
@@ -182,6 +206,10 @@ class SqlStatusStore:
         raw, params = _pulled_for(tx.dialect.name, page)
         rows = newest_first(raw.all(tx, {**params, "viewer": viewer_id}), page)
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
+
+    def delivered_to(self, tx: Tx, viewer_id: int, limit: int) -> list[TimelineEntry]:
+        return [TimelineEntry(r[0], r[1], r[2])
+                for r in _DELIVERED_TO.all(tx, {"viewer": viewer_id, "limit": limit})]
 
     def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]:
         c = statuses.c

@@ -28,6 +28,14 @@ _STATE = SqlStateStore()
 
 
 class SqlHomeTimelineStore:
+    fills_on_read = False
+
+    def missing(self, tx: Tx, account_id: int) -> bool:
+        return False
+
+    def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
+        self.add_many(tx, account_id, entries)
+
     def add(self, tx: Tx, account_ids: Sequence[int], entry: TimelineEntry) -> None:
         if not account_ids:
             return

@@ -1,0 +1,63 @@
+"""What only the in-memory home timeline store does: it lacks every timeline until the
+first read fills it, and keeps what is written while the fill reads."""
+
+from __future__ import annotations
+
+from roost.domain.models import Page, TimelineEntry
+from roost.ids import new_id
+from roost.storage.database import Database
+from roost.storage.memory.timelines import MemoryHomeTimelineStore
+
+
+def test_writes_to_a_timeline_not_held_are_left_to_its_fill(db: Database) -> None:
+    store = MemoryHomeTimelineStore(cap=800)
+    author = new_id()
+    dropped = TimelineEntry(new_id(), author)
+    db.write_sync(lambda tx: store.add(tx, [1, 2], dropped))
+    db.write_sync(lambda tx: store.add_many(tx, 1, [dropped]))
+    assert store.held() == (0, 0)
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == []
+    assert db.read_sync(lambda tx: store.missing(tx, 1))
+    db.write_sync(lambda tx: store.fill(tx, 1, [dropped]))
+    assert not db.read_sync(lambda tx: store.missing(tx, 1))
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == [dropped]
+    later = TimelineEntry(new_id(), author)
+    db.write_sync(lambda tx: store.fill(tx, 1, [later]))  # (filled already: nothing)
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == [dropped]
+    assert store.held() == (1, 1)
+
+
+def test_what_is_written_while_a_fill_reads_is_neither_lost_nor_back(db: Database) -> None:
+    """Between ``missing`` and ``fill`` (the database being read): a post delivered is kept,
+    a post deleted and an author unfollowed stay out although the fill read them."""
+    store = MemoryHomeTimelineStore(cap=3)
+    kept, unfollowed = new_id(), new_id()
+    old = TimelineEntry(new_id(), kept)
+    deleted = TimelineEntry(new_id(), kept)
+    theirs = TimelineEntry(new_id(), unfollowed)
+    assert db.read_sync(lambda tx: store.missing(tx, 7))
+    assert db.read_sync(lambda tx: store.missing(tx, 7))  # (a second reader fills it too)
+    delivered = TimelineEntry(new_id(), kept, old.status_id)  # a reblog, posted last
+    db.write_sync(lambda tx: store.add(tx, [7], delivered))
+    db.write_sync(lambda tx: store.remove(tx, [7], deleted.status_id))
+    db.write_sync(lambda tx: store.remove_author(tx, 7, unfollowed))
+    read_before = [theirs, deleted, old]  # newest first, as the database answered
+    db.write_sync(lambda tx: store.fill(tx, 7, read_before))
+    assert db.read_sync(lambda tx: store.page(tx, 7, Page())) == [delivered, old]
+    db.write_sync(lambda tx: store.add(tx, [7], theirs))  # (after the fill: as any write)
+    assert db.read_sync(lambda tx: store.page(tx, 7, Page())) == [delivered, theirs, old]
+
+
+def test_a_fill_and_writes_keep_the_newest_within_the_cap(db: Database) -> None:
+    store = MemoryHomeTimelineStore(cap=3)
+    author = new_id()
+    entries = [TimelineEntry(new_id(), author, new_id() if n % 2 else None) for n in range(6)]
+    assert db.read_sync(lambda tx: store.missing(tx, 1))
+    db.write_sync(lambda tx: store.fill(tx, 1, entries[:4][::-1]))
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[1:4][::-1]
+    for entry in entries[4:]:
+        db.write_sync(lambda tx, e=entry: store.add(tx, [1], e))
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]
+    db.write_sync(lambda tx: store.add(tx, [1], entries[0]))  # older than all it keeps
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]
+    assert store.held() == (1, 3)
