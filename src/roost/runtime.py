@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from roost.domain.accounts import AccountService
+from roost.domain.fanout import Fanout
 from roost.domain.follows import FollowService
 from roost.domain.jobs import JobRunner
 from roost.domain.markers import MarkerService
@@ -71,7 +72,9 @@ class Roost:
         self.stores = stores_for(settings, serving=serving)
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         shards = settings.counter_shards
-        self.posts = PostService(self.db, self.stores, self.site, shards)
+        inactive_ms = int(settings.inactive_days * 86_400_000)
+        pushes = Fanout(self.stores, batch=settings.fanout_batch_size, inactive_ms=inactive_ms)
+        self.posts = PostService(self.db, self.stores, self.site, shards, pushes)
         self.milestones = MilestoneRule(parse_milestones(settings.milestones),
                                         settings.milestone_every)
         self.follows = FollowService(self.db, self.stores, counter_shards=shards,
@@ -83,12 +86,11 @@ class Roost:
         # (SQLite serialises writers, so ids commit in order; PostgreSQL's may not: see races)
         self.races = RaceService(self.db, self.stores, self.stats,
                                  settle_ms=0 if self.db.is_sqlite else RACE_SETTLE_MS)
-        inactive_ms = int(settings.inactive_days * 86_400_000)
         self.accounts = AccountService(self.db, self.stores,
                                        on_unlock=self.follows.accept_all_requests,
                                        inactive_ms=inactive_ms,
                                        password_hashing=settings.password_hashing)
-        self.timelines = TimelineService(self.db, self.stores, self.posts,
+        self.timelines = TimelineService(self.db, self.stores, self.posts, pushes,
                                          home_size=settings.home_timeline_size,
                                          fanout_batch=settings.fanout_batch_size,
                                          inactive_ms=inactive_ms)

@@ -49,6 +49,8 @@ def test_what_is_written_while_a_fill_reads_is_neither_lost_nor_back(db: Databas
 
 
 def test_a_fill_and_writes_keep_the_newest_within_the_cap(db: Database) -> None:
+    """Pages show the newest ``cap`` entries; fan-out trims a timeline only once it is a
+    slack (an eighth of the cap, at least one) past it, the sweep every minute exactly."""
     store = MemoryHomeTimelineStore(cap=3)
     author = new_id()
     entries = [TimelineEntry(new_id(), author, new_id() if n % 2 else None) for n in range(6)]
@@ -60,4 +62,7 @@ def test_a_fill_and_writes_keep_the_newest_within_the_cap(db: Database) -> None:
     assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]
     db.write_sync(lambda tx: store.add(tx, [1], entries[0]))  # older than all it keeps
     assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]
+    assert store.held() == (1, 4)  # (fan-out trims only past the cap and a slack of one)
+    assert db.write_sync(lambda tx: store.cap_step(tx, 3, 0)) == (1, None)  # (every minute)
     assert store.held() == (1, 3)
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]

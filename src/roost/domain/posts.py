@@ -9,6 +9,7 @@ from roost.clock import now_ms
 from roost.domain import content
 from roost.domain.errors import Forbidden, InvalidInput, NotFound
 from roost.domain.events import StatusDeleted, StatusPosted
+from roost.domain.fanout import Fanout, fanout_job
 from roost.domain.models import (
     Account,
     Page,
@@ -45,11 +46,13 @@ class NewPost:
 
 
 class PostService:
-    def __init__(self, db: Database, stores: Stores, site: Site, counter_shards: int) -> None:
+    def __init__(self, db: Database, stores: Stores, site: Site, counter_shards: int,
+                 pushes: Fanout) -> None:
         self.db = db
         self.stores = stores
         self.site = site
         self.shards = counter_shards
+        self.pushes = pushes
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class PostService:
         direct_readers = [author_id]
         if post.visibility in (Visibility.PRIVATE, Visibility.DIRECT):
             direct_readers += [a.id for a in mentioned if a.id != author_id]
-        self._deliver(tx, status, direct_readers)
+        self._deliver(tx, status, author, direct_readers)
         if idempotency_key:
             stores.statuses.remember_idempotency(tx, author_id, idempotency_key, status.id, at)
         # As ``views`` would load it: mentions and tags in id order, nothing counted yet.
@@ -276,16 +279,17 @@ class PostService:
             changes["has_unpushed"] = True
         self.stores.accounts.update(tx, author.id, changes)
 
-    def _deliver(self, tx: Tx, status: Status, direct_readers: list[int]) -> None:
+    def _deliver(self, tx: Tx, status: Status, author: Account,
+                 direct_readers: list[int]) -> None:
         """Put a new status in its author's (and direct readers') home timelines now, and
-        record the fan-out to followers as a job in this same transaction (the outbox)."""
+        push it to the followers' (``Fanout``): now, or as a job recorded in this same
+        transaction (the outbox)."""
         entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
         self.stores.home.add(tx, direct_readers, entry)
         emit(tx, StatusPosted(status.id, status.account_id, tuple(direct_readers)))
-        if status.pushed and status.visibility != Visibility.DIRECT:
-            self.stores.jobs.enqueue(tx, "fanout", {
-                "status_id": status.id, "author_id": status.account_id, "after": 0,
-            }, run_after=0)
+        if status.pushed and status.visibility != Visibility.DIRECT and not (
+                self.pushes.at_once(tx, status, author.followers_count)):
+            self.stores.jobs.enqueue(tx, "fanout", fanout_job(status), run_after=0)
 
     async def delete(self, author_id: int, status_id: int) -> StatusView:
         def remove(tx: Tx) -> StatusView:
@@ -462,7 +466,7 @@ class PostService:
             stores.statuses.add_counts(tx, target.id, reblogs=1)
             self._count_new_status(tx, account, reblog)
             notify(stores, tx, target.account_id, "reblog", account_id, target.id)
-            self._deliver(tx, reblog, [account_id])
+            self._deliver(tx, reblog, account, [account_id])
             return reblog.id
 
         reblog_id = await self.db.write(apply)

@@ -1,7 +1,7 @@
 """Timelines: home (hybrid fan-out), public, hashtag and account timelines.
 
-Hybrid fan-out: an ordinary author's post is pushed into each follower's home timeline by
-background jobs; a pulled (celebrity) author's post is written once and merged into followers'
+Hybrid fan-out: an ordinary author's post is pushed into each follower's home timeline
+(``fanout.py``); a pulled (celebrity) author's post is written once and merged into followers'
 home timelines when they read. Both sources are paged by status id and merged.
 """
 
@@ -13,8 +13,9 @@ import secrets
 from roost.clock import now_ms
 from roost.domain import content
 from roost.domain.errors import NotFound
-from roost.domain.events import DeliveredHome, HomesMarked, RemovedHome
-from roost.domain.models import FanoutQuery, Page, StatusView, TimelineEntry, Visibility
+from roost.domain.events import HomesMarked, RemovedHome
+from roost.domain.fanout import Fanout
+from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
 from roost.domain.posts import PostService
 from roost.storage.database import Database, Tx, emit
 from roost.storage.stores import Stores
@@ -38,11 +39,12 @@ SNAPSHOT = False
 
 
 class TimelineService:
-    def __init__(self, db: Database, stores: Stores, posts: PostService, *,
+    def __init__(self, db: Database, stores: Stores, posts: PostService, pushes: Fanout, *,
                  home_size: int, fanout_batch: int, inactive_ms: int) -> None:
         self.db = db
         self.stores = stores
         self.posts = posts
+        self.pushes = pushes
         self.home_size = home_size
         self.fanout_batch = fanout_batch
         self.inactive_ms = inactive_ms
@@ -205,35 +207,8 @@ class TimelineService:
 
     def fanout_many(self, tx: Tx, payloads: list[dict[str, object]]
                     ) -> list[dict[str, object] | None]:
-        """The next step of several fan-outs at once (a worker takes a burst of posts'
-        jobs together): their statuses in one statement, their followers in one round trip.
-        Each one's progress, as ``fanout`` returns it."""
-        wanted = [int(p["status_id"]) for p in payloads]  # type: ignore[call-overload]
-        statuses = self.stores.statuses.by_ids(tx, wanted)
-        reblogged = {s.reblog_of_id for s in statuses.values() if s.reblog_of_id is not None}
-        originals = self.stores.statuses.by_ids(tx, reblogged) if reblogged else {}
-        # (A store that fills timelines on read holds only those read since it started, and
-        # skips the others itself: the followers' activity need not be looked up.)
-        active_since = 0 if self.stores.home.fills_on_read else now_ms() - self.inactive_ms
-        live = [(i, statuses[status_id]) for i, status_id in enumerate(wanted)
-                if status_id in statuses]  # (the others were deleted before delivery)
-        found = self.stores.follows.fanout_targets_many(tx, [FanoutQuery(
-            status.account_id, int(payloads[i]["after"]),  # type: ignore[call-overload]
-            self.fanout_batch, status.in_reply_to_account_id, status.reblog_of_id is not None,
-            active_since) for i, status in live]) if live else []
-        progress: list[dict[str, object] | None] = [None] * len(payloads)
-        for (i, status), targets in zip(live, found, strict=True):
-            original = originals.get(status.reblog_of_id) if status.reblog_of_id else None
-            if original is not None and original.visibility == Visibility.PRIVATE:
-                targets = []  # only the author may reblog a private post; it stays with them
-            entry = TimelineEntry(status.id, status.account_id, status.reblog_of_id)
-            recipients = tuple(account_id for _, account_id in targets)
-            self.stores.home.add(tx, recipients, entry)
-            if recipients:
-                emit(tx, DeliveredHome(status.id, recipients))
-            if len(targets) == self.fanout_batch:
-                progress[i] = {**payloads[i], "after": targets[-1][0]}
-        return progress
+        """The next step of several fan-outs at once (``Fanout.steps``)."""
+        return self.pushes.steps(tx, payloads)
 
     def unfanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """Take a deleted status out of the next batch of followers' home timelines."""

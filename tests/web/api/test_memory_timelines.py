@@ -25,9 +25,9 @@ class Instance:
         self.data_dir = data_dir
         self.opened: list[tuple[TestClient, Roost]] = []
 
-    def start(self) -> tuple[TestClient, Roost]:
+    def start(self, **settings: Any) -> tuple[TestClient, Roost]:
         roost = Roost(Settings(data_dir=self.data_dir, port=8000, sqlite_synchronous="NORMAL",
-                               auth_cache_seconds=0), serving=True)
+                               auth_cache_seconds=0, **settings), serving=True)
         client = TestClient(create_app(roost), base_url="http://localhost:8000")
         client.__enter__()
         self.opened.append((client, roost))
@@ -164,3 +164,36 @@ def test_an_account_back_after_long_inactivity_reads_at_once(instance: Instance)
     assert _home(bob) == (200, [post["id"]])
     account = roost.db.read_sync(lambda tx: roost.stores.accounts.by_ids(tx, [int(bob.id)]))
     assert not account[int(bob.id)].home_rebuilding and account[int(bob.id)].last_active_at > 1
+
+
+def test_a_post_reaches_held_timelines_in_its_own_transaction(
+        instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the timelines in memory a job would protect nothing (they go with the process and
+    are filled from the database), so a post whose author has fewer followers than a step
+    takes is pushed before it is answered; a step's worth or more still go through a job."""
+    client, roost = instance.start(fanout_batch_size=3)
+    api = Api(client, roost)
+    alice, bob, carol, dave = (api.register(n) for n in ("alice", "bob", "carol", "dave"))
+    for user in (bob, carol, dave):
+        assert _home(user) == (200, [])
+    bob.follow(alice)
+    carol.follow(alice)
+    wait_for_jobs(roost)
+    enqueued: list[str] = []
+    enqueue = roost.stores.jobs.enqueue
+
+    def noting(tx: Any, kind: str, payload: dict[str, object], run_after: int) -> int:
+        enqueued.append(kind)
+        return enqueue(tx, kind, payload, run_after)
+
+    monkeypatch.setattr(roost.stores.jobs, "enqueue", noting)
+    two = alice.post_status("to my two followers")
+    assert "fanout" not in enqueued  # pushed already
+    assert _home(bob)[1] == [two["id"]] and _home(carol)[1] == [two["id"]]
+    dave.follow(alice)
+    wait_for_jobs(roost)
+    three = alice.post_status("to my three followers")
+    assert enqueued.count("fanout") == 1  # (a full step: there may be more)
+    wait_for_jobs(roost)
+    for user in (bob, carol, dave):
+        assert _home(user)[1][0] == three["id"]

@@ -9,7 +9,9 @@ Roost's embedded mode keeps it in its own process instead, and regenerates it at
 Layout. Per account, its entries' status ids in ascending order in an ``array('Q')`` (8 bytes
 each), their authors in a parallel array, and the reblogged status ids of the few reblogs in a
 dict: about 16 bytes an entry, against ~115 in Redis and ~37 in SQLite. New posts have the
-highest ids, so an add is nearly always an append; paging is two bisections.
+highest ids, so an add is nearly always an append; paging is two bisections. Fan-out lets a
+timeline run an eighth past the cap before trimming it (pages show the newest ``cap``; the
+sweep of ``Roost.maintain`` trims them all every minute).
 
 Missing timelines. After a start the store holds no timeline. An account's first home read
 finds its timeline ``missing`` and fills it from the database (``TimelineService``): the
@@ -114,23 +116,51 @@ class MemoryHomeTimelineStore:
 
     def __init__(self, *, cap: int) -> None:
         self.cap = cap
+        # Fan-out lets a timeline grow this far past the cap before trimming it back: moving
+        # an array down by one entry at every add cost 3/4 of the add (844 against 233 ns an
+        # entry). Pages never show more than the newest ``cap``.
+        self.slack = max(cap // 8, 1)
         self._timelines: dict[int, _Timeline] = {}
         self._lock = threading.Lock()
         self._epoch: int | None = None
 
     def _apply(self, writes: list[tuple[str, Sequence[int], Any]]) -> None:
+        timelines = self._timelines
         with self._lock:
             for kind, account_ids, value in writes:
+                if kind == "add":
+                    self._add(account_ids, value)
+                    continue
                 for account_id in account_ids:
-                    timeline = self._timelines.get(account_id)
-                    if timeline is None:
-                        continue  # missing: its fill reads what this carried
-                    if kind == "add":
-                        timeline.insert(value)
-                        if len(timeline.ids) > self.cap:
-                            timeline.trim(self.cap)
-                    else:
+                    timeline = timelines.get(account_id)
+                    if timeline is not None:  # (missing: its fill reads what this carried)
                         timeline.remove(value)
+
+    def _add(self, account_ids: Sequence[int], entry: TimelineEntry) -> None:
+        """``entry`` into each held timeline: for a new post (the newest id, no reblog) two
+        appends, and now and then the oldest ``slack`` entries out. This loop is fan-out's
+        whole cost in memory: 500 posts/s to 500 followers is 250,000 turns a second."""
+        timelines, cap, limit = self._timelines, self.cap, self.cap + self.slack
+        status_id, author_id = entry.status_id, entry.author_id
+        if entry.reblog_of_id is not None:
+            for account_id in account_ids:
+                timeline = timelines.get(account_id)
+                if timeline is not None:
+                    timeline.insert(entry)
+                    timeline.trim(cap)
+            return
+        for account_id in account_ids:
+            timeline = timelines.get(account_id)
+            if timeline is None:
+                continue
+            ids = timeline.ids
+            if ids and status_id <= ids[-1]:
+                timeline.insert(entry)
+            else:
+                ids.append(status_id)
+                timeline.authors.append(author_id)
+            if len(ids) > limit:
+                timeline.trim(cap)
 
     def _write(self, tx: Tx, kind: str, account_ids: Sequence[int], value: Any) -> None:
         queued = deferred(tx, self, self._apply)
@@ -190,7 +220,7 @@ class MemoryHomeTimelineStore:
             ids = timeline.ids
             high = len(ids) if page.max_id is None else bisect_left(ids, page.max_id)
             lows = [i for i in (page.since_id, page.min_id) if i is not None]
-            low = bisect_right(ids, max(lows)) if lows else 0
+            low = max(bisect_right(ids, max(lows)) if lows else 0, len(ids) - self.cap)
             if low >= high:
                 return []
             if page.min_id is not None:  # the entries just above min_id, then newest first
@@ -218,13 +248,12 @@ class MemoryHomeTimelineStore:
                 timeline.trim(keep)
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
-        """Trim every timeline longer than ``keep``; how many were trimmed. Writes keep every
-        timeline within the store's cap, so only a smaller ``keep`` has anything to do."""
+        """Trim every timeline longer than ``keep``; how many were trimmed (the slack that
+        fan-out leaves, too: every minute, ``Roost.maintain``)."""
         flush_deferred(tx, self)
-        if keep >= self.cap:
-            return 0
         with self._lock:
-            return sum(timeline.trim(keep) for timeline in self._timelines.values())
+            return sum(timeline.trim(keep) for timeline in self._timelines.values()
+                       if len(timeline.ids) > keep)
 
     def cap_step(self, tx: Tx, keep: int, after: int) -> tuple[int, int | None]:
         return self.enforce_cap(tx, keep), None
