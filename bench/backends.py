@@ -502,9 +502,9 @@ class Delivery:
     """Tracks one status reaching a set of home timelines, cheaply enough to poll every few
     milliseconds: in SQL one count says "not yet"; in Redis a random sample of the timelines
     still missing it is checked, and all of them only once the whole sample has it. In the
-    server's memory, delivery is complete when no job is pending, since a fan-out job puts
-    its entries there before it commits (``complete_at``); which timelines hold the status
-    is then read over HTTP, after that moment."""
+    server's memory, delivery is complete when no job is pending, since a fan-out step puts
+    its entries there as its transaction, which also finishes the job, commits
+    (``complete_at``); which timelines hold the status is then read over HTTP."""
 
     SAMPLE = 200
 

@@ -3,9 +3,13 @@ first read fills it, and keeps what is written while the fill reads."""
 
 from __future__ import annotations
 
+import threading
+
+from sqlalchemy import event
+
 from roost.domain.models import Page, TimelineEntry
 from roost.ids import new_id
-from roost.storage.database import Database
+from roost.storage.database import Database, Tx
 from roost.storage.memory.timelines import MemoryHomeTimelineStore
 
 
@@ -66,3 +70,44 @@ def test_a_fill_and_writes_keep_the_newest_within_the_cap(db: Database) -> None:
     assert db.write_sync(lambda tx: store.cap_step(tx, 3, 0)) == (1, None)  # (every minute)
     assert store.held() == (1, 3)
     assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == entries[3:][::-1]
+
+
+def test_writes_apply_after_the_commit_so_a_fill_cannot_miss_them(db: Database) -> None:
+    """A post pushed in its own transaction to a timeline not yet held, while that timeline's
+    first read fills it from the database just before the post commits: applied before the
+    commit, the push would find nothing to write to and the fill nothing to read."""
+    store = MemoryHomeTimelineStore(cap=800)
+    entry = TimelineEntry(new_id(), new_id())
+    filled: list[bool] = []
+
+    def fill_before_the_commit(_conn: object) -> None:
+        if filled:
+            return
+
+        def first_read(tx: Tx) -> None:
+            filled.append(store.missing(tx, 7))
+            store.fill(tx, 7, [])  # (the database does not have the post yet)
+
+        reader = threading.Thread(target=db.read_sync, args=(first_read,))
+        reader.start()
+        reader.join()
+
+    event.listen(db.write_engine, "commit", fill_before_the_commit)
+    try:
+        db.write_sync(lambda tx: store.add(tx, [7], entry))
+    finally:
+        event.remove(db.write_engine, "commit", fill_before_the_commit)
+    assert filled == [True]
+    assert db.read_sync(lambda tx: store.page(tx, 7, Page())) == [entry]
+
+
+def test_a_read_in_the_writing_transaction_sees_its_writes(db: Database) -> None:
+    store = MemoryHomeTimelineStore(cap=800)
+    db.read_sync(lambda tx: (store.missing(tx, 7), store.fill(tx, 7, [])))
+    entry = TimelineEntry(new_id(), new_id())
+
+    def add_then_read(tx: Tx) -> list[TimelineEntry]:
+        store.add(tx, [7], entry)
+        return store.page(tx, 7, Page())
+
+    assert db.write_sync(add_then_read) == [entry]

@@ -178,6 +178,43 @@ def driver_error(tx: Tx, text: str, params: Any, error: Any) -> BaseException:
     return wrapped
 
 
+class AfterCommit:
+    """A change to something outside the database that must follow the commit of the
+    operation that made it (``after_commit``)."""
+
+    __slots__ = ("done", "fn", "owner")
+
+    def __init__(self, owner: object, fn: Callable[[], None]) -> None:
+        self.owner = owner
+        self.fn = fn
+        self.done = False
+
+    def run(self) -> None:
+        if not self.done:
+            self.done = True
+            self.fn()
+
+
+def after_commit(tx: Tx, owner: object, fn: Callable[[], None]) -> bool:
+    """Have the writer call ``fn`` once ``tx``'s batch has committed, before the callers are
+    answered; dropped with an operation that fails. False outside the writer (a read): the
+    caller acts at once. For a store in this process's memory, which no rollback can undo and
+    which a reader must not see ahead of the database (``run_after_commit_now``)."""
+    events = tx.info.get(_EVENTS)
+    if events is None:
+        return False
+    events.append(AfterCommit(owner, fn))
+    return True
+
+
+def run_after_commit_now(tx: Tx, owner: object) -> None:
+    """Run now what ``owner`` left for after ``tx``'s commit: a read of that store in the
+    same transaction sees the transaction's own writes."""
+    for change in tx.info.get(_EVENTS) or ():
+        if isinstance(change, AfterCommit) and change.owner is owner:
+            change.run()
+
+
 def emit(tx: Tx, event: object) -> None:
     """Record an event to publish once ``tx`` commits (dropped if it rolls back)."""
     events = tx.info.get(_EVENTS)
@@ -430,6 +467,13 @@ class Database:
                 _discard(conn)
                 conn = None
         else:
+            if any(isinstance(e, AfterCommit) for e in events):
+                for change in [e for e in events if isinstance(e, AfterCommit)]:
+                    try:
+                        change.run()
+                    except Exception:
+                        log.exception("an after-commit change failed")
+                events = [e for e in events if not isinstance(e, AfterCommit)]
             for callback in self._after_commit:
                 try:
                     callback(events)

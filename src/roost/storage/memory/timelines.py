@@ -23,11 +23,14 @@ delivered or deleted, or an author unfollowed, while the fill reads is neither l
 So nothing needs recovering when the process dies (``fills_on_read``), and memory holds only
 the timelines of accounts that read theirs since the start.
 
-Transactions. As in the Redis store, ``add`` and ``remove`` from the database writer are
-queued on the transaction and applied once its batch's operations have run, just before the
-commit (an operation that fails applies nothing); every write is idempotent, and readers
-hydrate entries from the database, dropping statuses that do not exist. One lock guards the
-timelines: writes come from the writer thread, reads from the event loop or a reader thread.
+Transactions. Writes made in the database writer's transactions are applied once the
+transaction has committed (``database.after_commit``; an operation that fails applies
+nothing), before its callers are answered. Applied before the commit, a post pushed in its own
+transaction could be skipped by a timeline not yet held and missed by that timeline's fill
+reading the database just before the post committed. A read of the store inside a writer
+transaction first applies that transaction's own writes. Every write is idempotent, and
+readers hydrate entries from the database. One lock guards the timelines: writes come from
+the writer thread, reads from the event loop or a reader thread.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from roost.domain.models import Page, TimelineEntry
-from roost.storage.database import Tx, deferred, flush_deferred
+from roost.storage.database import Tx, after_commit, run_after_commit_now
 
 
 class _Timeline:
@@ -124,17 +126,19 @@ class MemoryHomeTimelineStore:
         self._lock = threading.Lock()
         self._epoch: int | None = None
 
-    def _apply(self, writes: list[tuple[str, Sequence[int], Any]]) -> None:
-        timelines = self._timelines
-        with self._lock:
-            for kind, account_ids, value in writes:
-                if kind == "add":
-                    self._add(account_ids, value)
-                    continue
-                for account_id in account_ids:
-                    timeline = timelines.get(account_id)
-                    if timeline is not None:  # (missing: its fill reads what this carried)
-                        timeline.remove(value)
+    def _write(self, tx: Tx, change: Callable[[], None]) -> None:
+        """Make ``change`` (under the lock) once ``tx`` commits, or now outside the writer."""
+        def locked() -> None:
+            with self._lock:
+                change()
+
+        if not after_commit(tx, self, locked):
+            locked()
+
+    def _held(self, account_id: int, change: Callable[[_Timeline], object]) -> None:
+        timeline = self._timelines.get(account_id)
+        if timeline is not None:  # (missing: its fill reads what the change carried)
+            change(timeline)
 
     def _add(self, account_ids: Sequence[int], entry: TimelineEntry) -> None:
         """``entry`` into each held timeline: for a new post (the newest id, no reblog) two
@@ -162,31 +166,23 @@ class MemoryHomeTimelineStore:
             if len(ids) > limit:
                 timeline.trim(cap)
 
-    def _write(self, tx: Tx, kind: str, account_ids: Sequence[int], value: Any) -> None:
-        queued = deferred(tx, self, self._apply)
-        if queued is None:
-            self._apply([(kind, account_ids, value)])
-        else:
-            queued.append((kind, account_ids, value))
-
     # -- the HomeTimelineStore Protocol ------------------------------------------------------
 
     def add(self, tx: Tx, account_ids: Sequence[int], entry: TimelineEntry) -> None:
         if account_ids:
-            self._write(tx, "add", account_ids, entry)
+            self._write(tx, lambda: self._add(account_ids, entry))
 
     def add_many(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
-        flush_deferred(tx, self)
-        with self._lock:
-            timeline = self._timelines.get(account_id)
-            if timeline is None:
-                return
+        def change(timeline: _Timeline) -> None:
             for entry in entries:
                 timeline.insert(entry)
             timeline.trim(self.cap)
 
+        if entries:
+            self._write(tx, lambda: self._held(account_id, change))
+
     def missing(self, tx: Tx, account_id: int) -> bool:
-        flush_deferred(tx, self)
+        run_after_commit_now(tx, self)
         with self._lock:
             timeline = self._timelines.get(account_id)
             if timeline is None:
@@ -195,7 +191,7 @@ class MemoryHomeTimelineStore:
             return timeline.filling
 
     def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
-        flush_deferred(tx, self)
+        run_after_commit_now(tx, self)
         with self._lock:
             timeline = self._timelines.setdefault(account_id, _Timeline(filling=True))
             if not timeline.filling:
@@ -210,7 +206,7 @@ class MemoryHomeTimelineStore:
             timeline.removed_authors.clear()
 
     def page(self, tx: Tx, account_id: int, page: Page) -> list[TimelineEntry]:
-        flush_deferred(tx, self)
+        run_after_commit_now(tx, self)
         if page.limit <= 0:
             return []
         with self._lock:
@@ -230,27 +226,23 @@ class MemoryHomeTimelineStore:
             return [timeline.entry(i) for i in window]
 
     def remove_author(self, tx: Tx, account_id: int, author_id: int) -> None:
-        flush_deferred(tx, self)
-        with self._lock:
-            timeline = self._timelines.get(account_id)
-            if timeline is not None:
-                timeline.remove_author(author_id)
+        self._write(tx, lambda: self._held(account_id, lambda t: t.remove_author(author_id)))
 
     def remove(self, tx: Tx, account_ids: Sequence[int], status_id: int) -> None:
+        def change() -> None:
+            for account_id in account_ids:
+                self._held(account_id, lambda t: t.remove(status_id))
+
         if account_ids:
-            self._write(tx, "remove", account_ids, status_id)
+            self._write(tx, change)
 
     def trim(self, tx: Tx, account_id: int, keep: int) -> None:
-        flush_deferred(tx, self)
-        with self._lock:
-            timeline = self._timelines.get(account_id)
-            if timeline is not None:
-                timeline.trim(keep)
+        self._write(tx, lambda: self._held(account_id, lambda t: t.trim(keep)))
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
         """Trim every timeline longer than ``keep``; how many were trimmed (the slack that
         fan-out leaves, too: every minute, ``Roost.maintain``)."""
-        flush_deferred(tx, self)
+        run_after_commit_now(tx, self)
         with self._lock:
             return sum(timeline.trim(keep) for timeline in self._timelines.values()
                        if len(timeline.ids) > keep)
