@@ -14,12 +14,12 @@ timeline run an eighth past the cap before trimming it (pages show the newest ``
 sweep of ``Roost.maintain`` trims them all every minute).
 
 Missing timelines. After a start the store holds no timeline. An account's first home read
-finds its timeline ``missing`` and fills it from the database (``TimelineService``): the
-recent pushed posts of the accounts it follows, as a returning inactive account's rebuild
-does. Until then, writes to it are dropped (the database has what they carried, and the fill
-reads it). From ``missing`` to ``fill`` the timeline is *filling*: writes are kept, and the
-statuses and authors removed meanwhile are left out of what the fill brings, so a post
-delivered or deleted, or an author unfollowed, while the fill reads is neither lost nor back.
+finds its timeline ``missing`` and fills it from the database (``TimelineService``) with what
+delivery would have put there (``StatusStore.delivered_to``). Until then, writes to it are
+dropped (the database has what they carried, and the fill reads it). From ``missing`` to
+``fill`` the timeline is *filling*: writes are kept, and the statuses and authors removed
+meanwhile are left out of what the fill brings, so a post delivered or deleted, or an author
+unfollowed, while the fill reads is neither lost nor back.
 So nothing needs recovering when the process dies (``fills_on_read``), and memory holds only
 the timelines of accounts that read theirs since the start.
 
