@@ -47,6 +47,7 @@ from roost.ids import id_at_ms, new_id
 from roost.storage.database import Database, Tx
 from roost.storage.schema import follow_events, jobs
 from roost.storage.sql.jobs import JOBS_ENQUEUED
+from roost.storage.sql.statuses import FILL_FIRST
 from roost.storage.sql.timelines import SqlHomeTimelineStore
 from roost.storage.stores import Stores
 from tests.storage.conftest import HOME_STORES, Harness
@@ -875,6 +876,23 @@ def test_delivered_to_reads_back_what_delivery_pushed(h: Harness) -> None:
         [*wanted, *own, mentioned])[:3]
     assert h.read(h.s.statuses.delivered_to, stranger.id, 100)[0].status_id == (
         public_mention.id)  # (their own)
+
+
+def test_delivered_to_is_exact_when_followed_accounts_post_a_lot(h: Harness) -> None:
+    """More posts from one account than a fill's first look takes from each (FILL_FIRST):
+    the newest ``limit`` all the same, whichever accounts they come from."""
+    viewer, busy, calm = (make_account(h, n) for n in ("viewer", "busy", "calm"))
+    for target in (busy, calm):
+        h.write(h.s.follows.insert, viewer.id, target.id, new_id(), NOW, True, False)
+    posted = []
+    for n in range(FILL_FIRST + 20):
+        posted.append(make_status(h, busy).id)
+        if n % 10 == 0:
+            posted.append(make_status(h, calm).id)
+    newest = sorted(posted, reverse=True)
+    for limit in (10, FILL_FIRST, FILL_FIRST + 5, len(posted), len(posted) + 10):
+        got = [e.status_id for e in h.read(h.s.statuses.delivered_to, viewer.id, limit)]
+        assert got == newest[:limit], limit
 
 
 def test_pulled_pages_match_every_unpushed_post_in_order(h: Harness) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import Counter, namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -86,7 +86,9 @@ def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
 # fan-out's pushed posts of followed accounts, under the rules of ``fanout_targets`` and
 # ``TimelineService.fanout`` (replies, hidden reblogs, reblogs of private posts), plus the
 # viewer's own posts and the private and direct posts that mention them (``_deliver``).
-# Each followed account's newest first by its own index, at most :limit from each.
+# Each followed account's newest first by its own index, at most :per_author from each, then a
+# second look (``_PUSHED_SINCE``) at the accounts that gave that many, above the oldest id kept.
+FILL_FIRST = 40  # posts per followed account in a fill's first look (``delivered_to``)
 _PUSHED_RULES = (
     f" AND t.pushed = TRUE AND t.visibility != '{Visibility.DIRECT.value}'"
     " AND (t.in_reply_to_account_id IS NULL OR t.in_reply_to_account_id = t.account_id"
@@ -94,10 +96,15 @@ _PUSHED_RULES = (
     " (SELECT target_account_id FROM follows WHERE account_id = :viewer))"
     " AND (t.reblog_of_id IS NULL OR (f.show_reblogs = TRUE AND NOT EXISTS (SELECT 1 FROM"
     f" statuses o WHERE o.id = t.reblog_of_id AND o.visibility = '{Visibility.PRIVATE.value}')))")
-_DELIVERED_TO = Raw(
+_PUSHED_FROM = (
     "SELECT s.id, s.account_id, s.reblog_of_id FROM follows f JOIN statuses s ON s.id IN"
     " (SELECT t.id FROM statuses t WHERE t.account_id = f.target_account_id"
-    f"{_PUSHED_RULES} ORDER BY t.id DESC LIMIT :limit) WHERE f.account_id = :viewer"
+    f"{_PUSHED_RULES} AND t.id > :floor ORDER BY t.id DESC LIMIT :per_author)"
+    " WHERE f.account_id = :viewer")
+_PUSHED_SINCE = Raw(_PUSHED_FROM + " AND f.target_account_id IN ids(:authors)",
+                    lists=["authors"])
+_DELIVERED_TO = Raw(
+    _PUSHED_FROM +
     " UNION SELECT id, account_id, reblog_of_id FROM (SELECT id, account_id, reblog_of_id"
     " FROM statuses WHERE account_id = :viewer ORDER BY id DESC LIMIT :limit) own"
     " UNION SELECT id, account_id, reblog_of_id FROM (SELECT s.id, s.account_id,"
@@ -208,8 +215,21 @@ class SqlStatusStore:
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
     def delivered_to(self, tx: Tx, viewer_id: int, limit: int) -> list[TimelineEntry]:
-        return [TimelineEntry(r[0], r[1], r[2])
-                for r in _DELIVERED_TO.all(tx, {"viewer": viewer_id, "limit": limit})]
+        # A first look takes a few posts from each followed account: ``limit`` from each
+        # would read thousands of rows per account for someone following prolific ones. An
+        # account that gave all it was asked for may have more among the newest ``limit``:
+        # those accounts are read again, above the oldest id the first look kept.
+        params = {"viewer": viewer_id, "limit": limit, "floor": 0, "per_author": FILL_FIRST}
+        rows = _DELIVERED_TO.all(tx, params)
+        given = Counter(r[1] for r in rows)
+        again = [author for author, n in given.items()
+                 if n >= FILL_FIRST and author != viewer_id]
+        if again:
+            floor = rows[-1][0] if len(rows) >= limit else 0
+            more = _PUSHED_SINCE.all(tx, {**params, "floor": floor, "per_author": limit,
+                                          "authors": again})
+            rows = sorted({r[0]: r for r in [*rows, *more]}.values(), reverse=True)[:limit]
+        return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
     def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]:
         c = statuses.c
