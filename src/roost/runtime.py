@@ -73,8 +73,9 @@ class Roost:
         self.site = Site(settings.domain, settings.base_url(), settings.max_post_chars)
         shards = settings.counter_shards
         inactive_ms = int(settings.inactive_days * 86_400_000)
-        pushes = Fanout(self.stores, batch=settings.fanout_batch_size, inactive_ms=inactive_ms)
-        self.posts = PostService(self.db, self.stores, self.site, shards, pushes)
+        self.fanout = Fanout(self.stores, batch=settings.fanout_batch_size,
+                             inactive_ms=inactive_ms)
+        self.posts = PostService(self.db, self.stores, self.site, shards, self.fanout)
         self.milestones = MilestoneRule(parse_milestones(settings.milestones),
                                         settings.milestone_every)
         self.follows = FollowService(self.db, self.stores, counter_shards=shards,
@@ -90,22 +91,21 @@ class Roost:
                                        on_unlock=self.follows.accept_all_requests,
                                        inactive_ms=inactive_ms,
                                        password_hashing=settings.password_hashing)
-        self.timelines = TimelineService(self.db, self.stores, self.posts, pushes,
+        self.timelines = TimelineService(self.db, self.stores, self.posts,
                                          home_size=settings.home_timeline_size,
-                                         fanout_batch=settings.fanout_batch_size,
                                          inactive_ms=inactive_ms)
         self.notifications = NotificationService(self.db, self.stores, self.posts.views)
         self.oauth = OAuthService(self.db, self.stores,
                                   auth_cache_seconds=settings.auth_cache_seconds)
         self.markers = MarkerService(self.db, self.stores)
         self.jobs = JobRunner(self.db, queue_for(settings, self.db, self.stores.jobs), {
-            "fanout": self.timelines.fanout,
-            "unfanout": self.timelines.unfanout,
+            "fanout": self.fanout.step,
+            "unfanout": self.fanout.unpush,
             "backfill": self.timelines.backfill,
             "forget_author": self.timelines.forget_author,
             "rebuild_home": self.timelines.rebuild_home,
             "homes_lost": self.timelines.homes_lost,
-        }, batch_handlers={"fanout": self.timelines.fanout_many})
+        }, batch_handlers={"fanout": self.fanout.steps})
 
     def migrate(self) -> None:
         migrate.upgrade(self.db)

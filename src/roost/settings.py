@@ -132,11 +132,15 @@ class Settings(BaseSettings):
     inactive_days: float = Field(
         30.0,
         description="Followers not seen for this many days are skipped by fan-out; their home "
-        "timeline is rebuilt when they return (answered with 206 while it runs).",
+        "timeline is rebuilt when they return (answered with 206 while it runs). Not with the "
+        "home timelines in memory: there fan-out skips only the timelines not read since the "
+        "server started, which are filled at their first read.",
     )
     fanout_batch_size: int = Field(
         2_000, description="Followers a fan-out job writes per step (a worker runs the "
-        "steps of the jobs it takes together, in one transaction)."
+        "steps of the jobs it takes together, in one transaction). With the home timelines in "
+        "memory, a post whose author has fewer followers is pushed in its own transaction, "
+        "without a job."
     )
     counter_shards: int = Field(
         1, ge=1,

@@ -1,5 +1,6 @@
 """Fan-out: pushing statuses into their author's followers' home timelines (the push half of
-hybrid fan-out; pulled authors' posts are merged at read time, ``TimelineService``).
+hybrid fan-out; pulled authors' posts are merged at read time, ``TimelineService``), and
+taking deleted ones out again.
 
 A push runs in steps of ``batch`` followers, each step resumable from the last follow id it
 reached: as background jobs recorded with the post (the outbox), or, where home timelines live
@@ -12,7 +13,7 @@ claim and a finish per post, and a backlog (BENCHMARKS.md).
 from __future__ import annotations
 
 from roost.clock import now_ms
-from roost.domain.events import DeliveredHome
+from roost.domain.events import DeliveredHome, RemovedHome
 from roost.domain.models import FanoutQuery, Status, TimelineEntry, Visibility
 from roost.storage.database import Tx, emit
 from roost.storage.stores import Stores
@@ -36,6 +37,10 @@ class Fanout:
             return False  # (a full step might not be the last: a job knows to look further)
         self.steps(tx, [fanout_job(status)], {status.id: status})
         return True
+
+    def step(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """The next step of one fan-out job (``steps``)."""
+        return self.steps(tx, [payload])[0]
 
     def steps(self, tx: Tx, payloads: list[dict[str, object]],
               known: dict[int, Status] | None = None) -> list[dict[str, object] | None]:
@@ -68,3 +73,19 @@ class Fanout:
             if len(targets) == self.batch:
                 progress[i] = {**payloads[i], "after": targets[-1][0]}
         return progress
+
+    def unpush(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
+        """The next step of taking a deleted status out of its author's followers' home
+        timelines; the next step's payload, or None when done."""
+        status_id = int(payload["status_id"])  # type: ignore[call-overload]
+        author_id = int(payload["author_id"])  # type: ignore[call-overload]
+        after = int(payload["after"])  # type: ignore[call-overload]
+        targets = self.stores.follows.fanout_targets(tx, author_id, after, self.batch, None,
+                                                     False)
+        recipients = tuple(account_id for _, account_id in targets)
+        self.stores.home.remove(tx, recipients, status_id)
+        if recipients:
+            emit(tx, RemovedHome(status_id, recipients))
+        if len(targets) < self.batch:
+            return None
+        return {**payload, "after": targets[-1][0]}

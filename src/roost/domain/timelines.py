@@ -1,8 +1,9 @@
 """Timelines: home (hybrid fan-out), public, hashtag and account timelines.
 
 Hybrid fan-out: an ordinary author's post is pushed into each follower's home timeline
-(``fanout.py``); a pulled (celebrity) author's post is written once and merged into followers'
-home timelines when they read. Both sources are paged by status id and merged.
+(``fanout.py``, which also takes deleted posts out); a pulled (celebrity) author's post is
+written once and merged into followers' home timelines when they read. Both sources are
+paged by status id and merged.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import secrets
 from roost.clock import now_ms
 from roost.domain import content
 from roost.domain.errors import NotFound
-from roost.domain.events import HomesMarked, RemovedHome
-from roost.domain.fanout import Fanout
+from roost.domain.events import HomesMarked
 from roost.domain.models import Page, StatusView, TimelineEntry, Visibility
 from roost.domain.posts import PostService
 from roost.storage.database import Database, Tx, emit
@@ -38,15 +38,17 @@ HOME_EPOCH = "home_epoch"
 SNAPSHOT = False
 
 
+def _new_epoch() -> int:
+    return secrets.randbits(62) + 1
+
+
 class TimelineService:
-    def __init__(self, db: Database, stores: Stores, posts: PostService, pushes: Fanout, *,
-                 home_size: int, fanout_batch: int, inactive_ms: int) -> None:
+    def __init__(self, db: Database, stores: Stores, posts: PostService, *,
+                 home_size: int, inactive_ms: int) -> None:
         self.db = db
         self.stores = stores
         self.posts = posts
-        self.pushes = pushes
         self.home_size = home_size
-        self.fanout_batch = fanout_batch
         self.inactive_ms = inactive_ms
 
     # -- reading ---------------------------------------------------------------------------
@@ -137,14 +139,14 @@ class TimelineService:
         a new mark, recorded, so that a database or Redis store used after it on this
         database finds a mark other than its own and rebuilds what it missed meanwhile."""
         if self.stores.home.fills_on_read:
-            epoch = secrets.randbits(62) + 1
+            epoch = _new_epoch()
             self.stores.state.put(tx, HOME_EPOCH, epoch)
             return epoch
         if self.stores.state.get(tx, HOME_EPOCH) is not None:
             return None
         found = self.stores.home.epoch(tx)
         expected = self.stores.state.claim(
-            tx, HOME_EPOCH, found if found is not None else secrets.randbits(62) + 1)
+            tx, HOME_EPOCH, found if found is not None else _new_epoch())
         return expected if found != expected else None
 
     async def check_home_store(self) -> bool:
@@ -200,30 +202,6 @@ class TimelineService:
             emit(tx, HomesMarked())  # accounts with a stream open are active all the same
             return None
         return {**payload, "after": last}
-
-    def fanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
-        """Push a status into the next batch of followers' home timelines; resumable."""
-        return self.fanout_many(tx, [payload])[0]
-
-    def fanout_many(self, tx: Tx, payloads: list[dict[str, object]]
-                    ) -> list[dict[str, object] | None]:
-        """The next step of several fan-outs at once (``Fanout.steps``)."""
-        return self.pushes.steps(tx, payloads)
-
-    def unfanout(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
-        """Take a deleted status out of the next batch of followers' home timelines."""
-        status_id = int(payload["status_id"])  # type: ignore[call-overload]
-        author_id = int(payload["author_id"])  # type: ignore[call-overload]
-        after = int(payload["after"])  # type: ignore[call-overload]
-        targets = self.stores.follows.fanout_targets(tx, author_id, after, self.fanout_batch,
-                                                     None, False)
-        recipients = tuple(account_id for _, account_id in targets)
-        self.stores.home.remove(tx, recipients, status_id)
-        if recipients:
-            emit(tx, RemovedHome(status_id, recipients))
-        if len(targets) < self.fanout_batch:
-            return None
-        return {**payload, "after": targets[-1][0]}
 
     def backfill(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
         """A new follow: put the followee's recent pushed posts in the follower's timeline."""

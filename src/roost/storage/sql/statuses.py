@@ -84,7 +84,7 @@ def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
 
 # What push delivery puts in a viewer's home timeline, read back from the statuses: the
 # fan-out's pushed posts of followed accounts, under the rules of ``fanout_targets`` and
-# ``TimelineService.fanout`` (replies, hidden reblogs, reblogs of private posts), plus the
+# ``Fanout.steps`` (replies, hidden reblogs, reblogs of private posts), plus the
 # viewer's own posts and the private and direct posts that mention them (``_deliver``).
 # Each followed account's newest first by its own index, at most :per_author from each, then a
 # second look (``_PUSHED_SINCE``) at the accounts that gave that many, above the oldest id kept.

@@ -1,4 +1,4 @@
-"""Fan-out steps of several posts taken together (``TimelineService.fanout_many``, the batch
+"""Fan-out steps of several posts taken together (``Fanout.steps``, the batch
 handler of "fanout" jobs): each post reaches the followers it would reach alone, no more."""
 
 from __future__ import annotations
