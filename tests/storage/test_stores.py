@@ -791,7 +791,7 @@ def test_statuses_by_tag(h: Harness) -> None:
     assert h.read(h.s.statuses.by_tag, new_id(), Page()) == []
 
 
-def test_pulled_and_recent_pushed(h: Harness) -> None:
+def test_pulled_and_delivered_from(h: Harness) -> None:
     star = make_account(h, "star")
     other = make_account(h, "other")
     pushed = make_status(h, star)
@@ -821,11 +821,15 @@ def test_pulled_and_recent_pushed(h: Harness) -> None:
     assert h.read(h.s.statuses.pulled, fan.id, Page(min_id=unpushed[0].id, limit=1)) == [
         entry(unpushed[1])]
     assert h.read(h.s.statuses.pulled, nobody.id, Page()) == []
-    assert h.read(h.s.statuses.recent_pushed, star.id, 10) == [
+    # The pushed posts of followed accounts, under fan-out's rules for the viewer: a reply
+    # to someone else only for a viewer who follows them too.
+    assert h.read(h.s.statuses.delivered_from, fan.id, [star.id], 10) == [
         entry(reblog), entry(thread), entry(pushed)]
-    assert reply_to_other.id not in [e.status_id for e in
-                                     h.read(h.s.statuses.recent_pushed, star.id, 10)]
-    assert h.read(h.s.statuses.recent_pushed, star.id, 1) == [entry(reblog)]
+    assert h.read(h.s.statuses.delivered_from, fan_of_both.id, [star.id], 10) == [
+        entry(reblog), entry(thread), entry(reply_to_other), entry(pushed)]
+    assert h.read(h.s.statuses.delivered_from, fan.id, [star.id], 1) == [entry(reblog)]
+    assert h.read(h.s.statuses.delivered_from, fan.id, [other.id], 10) == []  # not followed
+    assert h.read(h.s.statuses.delivered_from, fan.id, [], 10) == []
 
 
 def test_delivered_to_reads_back_what_delivery_pushed(h: Harness) -> None:
@@ -876,6 +880,14 @@ def test_delivered_to_reads_back_what_delivery_pushed(h: Harness) -> None:
         [*wanted, *own, mentioned])[:3]
     assert h.read(h.s.statuses.delivered_to, stranger.id, 100)[0].status_id == (
         public_mention.id)  # (their own)
+
+    # The same, in the parts a rebuild reads them in.
+    followed = h.read(h.s.statuses.delivered_from, viewer.id, [shown.id, quiet.id], 100)
+    directly = h.read(h.s.statuses.delivered_directly, viewer.id, 100)
+    assert [e.status_id for e in followed] == ids_of(wanted)
+    assert [e.status_id for e in directly] == ids_of([*own, mentioned])
+    assert [e.status_id for e in h.read(h.s.statuses.delivered_directly, viewer.id, 1)] == [
+        mentioned.id]
 
 
 def test_delivered_to_is_exact_when_followed_accounts_post_a_lot(h: Harness) -> None:

@@ -79,12 +79,6 @@ class TimelineService:
         self.stores.home.fill(tx, account_id,
                               self.stores.statuses.delivered_to(tx, account_id, self.home_size))
 
-    def _recent_pushed(self, tx: Tx, authors: list[int]) -> list[TimelineEntry]:
-        entries: list[TimelineEntry] = []
-        for author_id in authors:
-            entries += self.stores.statuses.recent_pushed(tx, author_id, BACKFILL_POSTS)
-        return entries
-
     async def pulled_authors(self, account_id: int) -> list[int]:
         """Followed authors whose posts reach followers at read time, not by push: a live
         home stream listens to each of them."""
@@ -209,21 +203,26 @@ class TimelineService:
         author_id = int(payload["author_id"])  # type: ignore[call-overload]
         if self.stores.follows.get(tx, account_id, author_id) is None:
             return None  # unfollowed again before the job ran
-        entries = self.stores.statuses.recent_pushed(tx, author_id, BACKFILL_POSTS)
+        entries = self.stores.statuses.delivered_from(tx, account_id, [author_id],
+                                                      BACKFILL_POSTS)
         self.stores.home.add_many(tx, account_id, entries)
         self.stores.home.trim(tx, account_id, self.home_size)
         return None
 
     def rebuild_home(self, tx: Tx, payload: dict[str, object]) -> dict[str, object] | None:
-        """A returning inactive account: refill its home timeline from what the accounts it
-        follows posted recently, a batch of followed accounts per step."""
+        """A returning inactive account: refill its home timeline with what delivery would
+        have put there (``delivered_to``'s rules): its own posts and the private mentions of
+        it first, then the recent posts of the accounts it follows, a batch of them per
+        step."""
         account_id = int(payload["account_id"])  # type: ignore[call-overload]
         after = int(payload["after"])  # type: ignore[call-overload]
+        statuses = self.stores.statuses
         authors = [a for a in self.stores.follows.followed_ids(tx, account_id) if a > after]
         batch = authors[:REBUILD_BATCH]
+        entries = statuses.delivered_from(tx, account_id, batch, BACKFILL_POSTS)
         if after == 0:
-            batch = [account_id, *batch]
-        self.stores.home.add_many(tx, account_id, self._recent_pushed(tx, batch))
+            entries += statuses.delivered_directly(tx, account_id, self.home_size)
+        self.stores.home.add_many(tx, account_id, entries)
         if len(authors) > REBUILD_BATCH:
             return {**payload, "after": batch[-1]}
         self.stores.home.trim(tx, account_id, self.home_size)

@@ -116,7 +116,17 @@ class StatusStore(Protocol):
         timeline (posts of followed accounts under fan-out's rules, their own, and private
         and direct posts mentioning them), newest first, read back from the statuses."""
 
-    def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]: ...
+    def delivered_from(self, tx: Tx, viewer_id: int, author_ids: Sequence[int],
+                       per_author: int) -> list[TimelineEntry]:
+        """Of the followed accounts ``author_ids``, the newest ``per_author`` posts each
+        that fan-out pushes to ``viewer_id`` (its rules for replies and reblogs, the
+        follow's own setting for reblogs), newest first: a new follow's backfill, a
+        rebuild's step."""
+
+    def delivered_directly(self, tx: Tx, viewer_id: int, limit: int) -> list[TimelineEntry]:
+        """The newest ``limit`` entries delivery puts in ``viewer_id``'s home timeline
+        besides fan-out: their own posts, private and direct posts mentioning them."""
+
     def reblog_id(self, tx: Tx, account_id: int, status_id: int) -> int | None: ...
     def reblogs_of(self, tx: Tx, status_id: int) -> list[int]: ...
     def viewer_marks(self, tx: Tx, viewer_id: int, ids: Sequence[int]) -> StatusMarks: ...

@@ -101,14 +101,18 @@ def test_home_timelines_lost_with_redis_are_rebuilt(rapi: Api, raw: redis.Redis,
                                                      redis_prefix: str) -> None:
     """Redis restarts without its data (here: this Roost's keys deleted): the loss is noticed,
     and each account's next request rebuilds its home timeline (206 meanwhile, as Mastodon),
-    with what was posted before the loss and while it went unnoticed."""
+    with what was posted before the loss and while it went unnoticed: its own posts and the
+    direct ones mentioning it too."""
     roost = rapi.roost
     alice, bob, carol = rapi.register("alice"), rapi.register("bob"), rapi.register("carol")
     bob.follow(alice)
     bob.follow(carol)
+    own = bob.post_status("bob's own")
     before = alice.post_status("before the loss")
+    mention = carol.post_status("@bob just between us", visibility="direct")
     wait_for_jobs(roost)
-    assert _ids(bob.get("/api/v1/timelines/home").json()) == [before["id"]]
+    assert _ids(bob.get("/api/v1/timelines/home").json()) == [
+        mention["id"], before["id"], own["id"]]
     assert on_app_loop(rapi.client, roost.timelines.check_home_store) is False  # (intact)
 
     raw.delete(*raw.scan_iter(match=f"{redis_prefix}*"))
@@ -125,11 +129,11 @@ def test_home_timelines_lost_with_redis_are_rebuilt(rapi: Api, raw: redis.Redis,
     roost.oauth.recent.clear()
     rebuilt = bob.get("/api/v1/timelines/home")
     assert rebuilt.status_code == 200
-    assert _ids(rebuilt.json()) == [unnoticed["id"], before["id"]]
+    assert _ids(rebuilt.json()) == [unnoticed["id"], mention["id"], before["id"], own["id"]]
     after = alice.post_status("after the rebuild")
     wait_for_jobs(roost)
     assert _ids(bob.get("/api/v1/timelines/home").json()) == [
-        after["id"], unnoticed["id"], before["id"]]
+        after["id"], unnoticed["id"], mention["id"], before["id"], own["id"]]
 
 
 def test_entries_of_missing_statuses_are_skipped(rapi: Api) -> None:

@@ -226,6 +226,44 @@ def _home_ids(roost: Roost, account_id: str) -> set[str]:
     return {str(e.status_id) for e in rows}
 
 
+def test_a_rebuilt_home_holds_what_fan_out_would_have_pushed(make_api: Any) -> None:
+    """An inactive account is skipped by fan-out; its rebuild puts back what fan-out would
+    have given it, under the same rules: an account with the same follows that stayed
+    active reads the same home timeline."""
+    api = make_api(auth_cache_seconds=0, home_timelines="database")
+    roost: Roost = api.roost
+    alice, carol, dave, bob, twin = (api.register(n) for n in
+                                     ("alice", "carol", "dave", "bob", "twin"))
+    for user in (bob, twin):
+        user.follow(alice)
+        hiding = user.post(f"/api/v1/accounts/{carol.id}/follow", data={"reblogs": "false"})
+        assert hiding.status_code == 200
+    wait_for_jobs(roost)
+    _away(roost, bob.id)
+
+    carols, daves = carol.post_status("carol speaks"), dave.post_status("dave speaks")
+    shown = [
+        alice.post_status("to carol", in_reply_to_id=carols["id"]),  # carol is followed too
+        alice.post_status("followers only", visibility="private"),
+        alice.post(f"/api/v1/statuses/{daves['id']}/reblog").json(),
+        dave.post_status("@bob @twin between us", visibility="direct"),
+    ]
+    hidden = [
+        alice.post_status("to dave", in_reply_to_id=daves["id"]),  # dave is not followed
+        carol.post(f"/api/v1/statuses/{daves['id']}/reblog").json(),  # carol's reblogs hidden
+    ]
+    wait_for_jobs(roost)
+    assert bob.get("/api/v1/timelines/home").status_code == 206
+    wait_for_jobs(roost)
+
+    rebuilt = bob.get("/api/v1/timelines/home", params={"limit": 40})
+    assert rebuilt.status_code == 200
+    assert _ids(rebuilt.json()) == _ids(twin.get("/api/v1/timelines/home",
+                                                 params={"limit": 40}).json())
+    assert {s["id"] for s in shown} <= set(_ids(rebuilt.json()))
+    assert not {s["id"] for s in hidden} & set(_ids(rebuilt.json()))
+
+
 def test_an_account_marked_inactive_behind_its_open_stream_is_revived(make_api: Any) -> None:
     api = make_api(auth_cache_seconds=0, home_timelines="database")
     roost: Roost = api.roost

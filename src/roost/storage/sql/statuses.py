@@ -87,7 +87,7 @@ def _pulled_for(dialect: str, page: Page) -> tuple[Raw, dict[str, Any]]:
 # ``Fanout.steps`` (replies, hidden reblogs, reblogs of private posts), plus the
 # viewer's own posts and the private and direct posts that mention them (``_deliver``).
 # Each followed account's newest first by its own index, at most :per_author from each, then a
-# second look (``_PUSHED_SINCE``) at the accounts that gave that many, above the oldest id kept.
+# second look (``_PUSHED_BY``) at the accounts that gave that many, above the oldest id kept.
 FILL_FIRST = 40  # posts per followed account in a fill's first look (``delivered_to``)
 _PUSHED_RULES = (
     f" AND t.pushed = TRUE AND t.visibility != '{Visibility.DIRECT.value}'"
@@ -101,17 +101,20 @@ _PUSHED_FROM = (
     " (SELECT t.id FROM statuses t WHERE t.account_id = f.target_account_id"
     f"{_PUSHED_RULES} AND t.id > :floor ORDER BY t.id DESC LIMIT :per_author)"
     " WHERE f.account_id = :viewer")
-_PUSHED_SINCE = Raw(_PUSHED_FROM + " AND f.target_account_id IN ids(:authors)",
-                    lists=["authors"])
-_DELIVERED_TO = Raw(
-    _PUSHED_FROM +
-    " UNION SELECT id, account_id, reblog_of_id FROM (SELECT id, account_id, reblog_of_id"
+# Posts of the given followed accounts (``delivered_from``; a fill's second look).
+_PUSHED_BY = Raw(_PUSHED_FROM + " AND f.target_account_id IN ids(:authors) ORDER BY 1 DESC",
+                 lists=["authors"])
+# What ``_deliver`` puts in a home timeline besides fan-out: one's own posts and the private
+# and direct posts that mention one.
+_DIRECTLY = (
+    "SELECT id, account_id, reblog_of_id FROM (SELECT id, account_id, reblog_of_id"
     " FROM statuses WHERE account_id = :viewer ORDER BY id DESC LIMIT :limit) own"
     " UNION SELECT id, account_id, reblog_of_id FROM (SELECT s.id, s.account_id,"
     " s.reblog_of_id FROM mentions m JOIN statuses s ON s.id = m.status_id"
     f" WHERE m.account_id = :viewer AND s.visibility IN ('{Visibility.PRIVATE.value}',"
-    f" '{Visibility.DIRECT.value}') ORDER BY m.status_id DESC LIMIT :limit) mentioned"
-    " ORDER BY 1 DESC LIMIT :limit")
+    f" '{Visibility.DIRECT.value}') ORDER BY m.status_id DESC LIMIT :limit) mentioned")
+_DELIVERED_DIRECTLY = Raw(_DIRECTLY + " ORDER BY 1 DESC LIMIT :limit")
+_DELIVERED_TO = Raw(_PUSHED_FROM + " UNION " + _DIRECTLY + " ORDER BY 1 DESC LIMIT :limit")
 
 _MENTIONS_OF = Raw("SELECT status_id, account_id FROM mentions WHERE status_id IN ids(:ids)"
                    " ORDER BY status_id, account_id", lists=["ids"])
@@ -226,20 +229,21 @@ class SqlStatusStore:
                  if n >= FILL_FIRST and author != viewer_id]
         if again:
             floor = rows[-1][0] if len(rows) >= limit else 0
-            more = _PUSHED_SINCE.all(tx, {**params, "floor": floor, "per_author": limit,
-                                          "authors": again})
+            more = _PUSHED_BY.all(tx, {**params, "floor": floor, "per_author": limit,
+                                       "authors": again})
             rows = sorted({r[0]: r for r in [*rows, *more]}.values(), reverse=True)[:limit]
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
-    def recent_pushed(self, tx: Tx, author_id: int, limit: int) -> list[TimelineEntry]:
-        c = statuses.c
-        rows = tx.execute(
-            select(c.id, c.account_id, c.reblog_of_id)
-            .where(c.account_id == author_id, c.pushed.is_(True),
-                   c.visibility != Visibility.DIRECT.value,
-                   c.in_reply_to_id.is_(None) | (c.in_reply_to_account_id == author_id))
-            .order_by(c.id.desc()).limit(limit)
-        ).all()
+    def delivered_from(self, tx: Tx, viewer_id: int, author_ids: Sequence[int],
+                       per_author: int) -> list[TimelineEntry]:
+        if not author_ids:
+            return []
+        rows = _PUSHED_BY.all(tx, {"viewer": viewer_id, "authors": author_ids, "floor": 0,
+                                   "per_author": per_author})
+        return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
+
+    def delivered_directly(self, tx: Tx, viewer_id: int, limit: int) -> list[TimelineEntry]:
+        rows = _DELIVERED_DIRECTLY.all(tx, {"viewer": viewer_id, "limit": limit})
         return [TimelineEntry(r[0], r[1], r[2]) for r in rows]
 
     def reblog_id(self, tx: Tx, account_id: int, status_id: int) -> int | None:
