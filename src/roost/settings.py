@@ -132,9 +132,9 @@ class Settings(BaseSettings):
     inactive_days: float = Field(
         30.0,
         description="Followers not seen for this many days are skipped by fan-out; their home "
-        "timeline is rebuilt when they return (answered with 206 while it runs). Not with the "
-        "home timelines in memory: there fan-out skips only the timelines not read since the "
-        "server started, which are filled at their first read.",
+        "timeline is rebuilt when they return (answered with 206 while it runs). With the "
+        "home timelines in memory, a timeline unread for this long is forgotten instead (as "
+        "are all at a restart), and filled again at its next read (200, no 206).",
     )
     fanout_batch_size: int = Field(
         2_000, description="Followers a fan-out job writes per step (a worker runs the "

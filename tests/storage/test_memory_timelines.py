@@ -111,3 +111,30 @@ def test_a_read_in_the_writing_transaction_sees_its_writes(db: Database) -> None
         return store.page(tx, 7, Page())
 
     assert db.write_sync(add_then_read) == [entry]
+
+
+def test_a_timeline_unread_for_a_while_is_forgotten_and_filled_again(db: Database) -> None:
+    """The sweep (``enforce_cap``) forgets timelines unread for ``forget_after``: fan-out
+    skips them from then on, and the next read fills them again; one being filled stays."""
+    now = [0.0]
+    store = MemoryHomeTimelineStore(cap=800, forget_after=60, clock=lambda: now[0])
+    entry = TimelineEntry(new_id(), new_id())
+    for account_id in (1, 2):
+        db.read_sync(lambda tx, a=account_id: (store.missing(tx, a), store.fill(tx, a, [entry])))
+    assert db.read_sync(lambda tx: store.missing(tx, 3))  # (its fill still reading)
+    now[0] = 50.0
+    assert db.read_sync(lambda tx: store.page(tx, 2, Page())) == [entry]  # read: kept
+    now[0] = 100.0
+    db.write_sync(lambda tx: store.enforce_cap(tx, 800))
+    assert store.held() == (2, 1)  # 1 forgotten; 2 read 50 s ago; 3 being filled
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == []
+    skipped = TimelineEntry(new_id(), entry.author_id)
+    db.write_sync(lambda tx: store.add(tx, [1, 2], skipped))
+    assert db.read_sync(lambda tx: store.page(tx, 2, Page())) == [skipped, entry]
+    assert db.read_sync(lambda tx: store.missing(tx, 1))
+    db.write_sync(lambda tx: store.fill(tx, 1, [skipped, entry]))  # (read from the database)
+    assert db.read_sync(lambda tx: store.page(tx, 1, Page())) == [skipped, entry]
+    now[0] = 1_000.0
+    db.write_sync(lambda tx: store.fill(tx, 3, []))
+    db.write_sync(lambda tx: store.enforce_cap(tx, 800))
+    assert store.held() == (0, 0)

@@ -100,7 +100,8 @@ def stores_for(settings: Settings, *, serving: bool = False) -> Stores:
             settings.redis_url or "", cap=settings.home_timeline_size,
             prefix=settings.redis_prefix, cluster=settings.redis_cluster)
     elif where == "memory" and serving:
-        stores.home = MemoryHomeTimelineStore(cap=settings.home_timeline_size)
+        stores.home = MemoryHomeTimelineStore(
+            cap=settings.home_timeline_size, forget_after=settings.inactive_days * 86_400)
     return stores
 
 

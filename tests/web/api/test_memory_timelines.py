@@ -3,6 +3,7 @@ process runs, filled from the database at each account's first read after a star
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from roost.settings import Settings
 from roost.storage.memory.timelines import MemoryHomeTimelineStore
 from roost.storage.sql.timelines import SqlHomeTimelineStore
 from roost.web.app import create_app
-from tests.conftest import Api, User, wait_for_jobs
+from tests.conftest import Api, User, on_app_loop, wait_for_jobs
 
 
 class Instance:
@@ -197,3 +198,23 @@ def test_a_post_reaches_held_timelines_in_its_own_transaction(
     wait_for_jobs(roost)
     for user in (bob, carol, dave):
         assert _home(user)[1][0] == three["id"]
+
+
+def test_a_timeline_unread_for_inactive_days_is_forgotten_then_filled(
+        instance: Instance) -> None:
+    client, roost = instance.start(inactive_days=1 / 86_400)  # (a second)
+    store = roost.stores.home
+    assert isinstance(store, MemoryHomeTimelineStore) and store.forget_after == 1.0
+    api = Api(client, roost)
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    first = alice.post_status("before")
+    wait_for_jobs(roost)
+    assert _home(bob) == (200, [first["id"]])
+    time.sleep(1.1)
+    on_app_loop(client, roost.maintain)  # (the minute sweep)
+    assert store.held()[0] == 0
+    second = alice.post_status("while bob's timeline was forgotten")
+    wait_for_jobs(roost)
+    assert _home(bob) == (200, [second["id"], first["id"]])
+    assert store.held()[0] == 1

@@ -21,7 +21,10 @@ dropped (the database has what they carried, and the fill reads it). From ``miss
 meanwhile are left out of what the fill brings, so a post delivered or deleted, or an author
 unfollowed, while the fill reads is neither lost nor back.
 So nothing needs recovering when the process dies (``fills_on_read``), and memory holds only
-the timelines of accounts that read theirs since the start.
+the timelines of accounts that read theirs lately: the minute sweep (``enforce_cap``) forgets
+those unread for ``forget_after`` seconds (ROOST_INACTIVE_DAYS, the time after which the
+other stores' fan-out skips a follower), and such a timeline is filled again, exact, at its
+next read.
 
 Transactions. Writes made in the database writer's transactions are applied once the
 transaction has committed (``database.after_commit``; an operation that fails applies
@@ -36,6 +39,7 @@ the writer thread, reads from the event loop or a reader thread.
 from __future__ import annotations
 
 import threading
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
@@ -47,9 +51,11 @@ from roost.storage.database import Tx, after_commit, run_after_commit_now
 class _Timeline:
     """One account's entries, oldest first."""
 
-    __slots__ = ("authors", "filling", "ids", "reblogs", "removed_authors", "removed_ids")
+    __slots__ = ("authors", "filling", "ids", "read_at", "reblogs", "removed_authors",
+                 "removed_ids")
 
-    def __init__(self, filling: bool) -> None:
+    def __init__(self, filling: bool, read_at: float) -> None:
+        self.read_at = read_at  # (the store's clock: when its account last read it)
         self.ids = array("Q")
         self.authors = array("Q")
         self.reblogs: dict[int, int] = {}
@@ -112,12 +118,16 @@ class _Timeline:
 
 
 class MemoryHomeTimelineStore:
-    """``HomeTimelineStore`` in this process's memory, each timeline capped at ``cap``."""
+    """``HomeTimelineStore`` in this process's memory, each timeline capped at ``cap`` and
+    forgotten when unread for ``forget_after`` seconds of ``clock``."""
 
     fills_on_read = True
 
-    def __init__(self, *, cap: int) -> None:
+    def __init__(self, *, cap: int, forget_after: float = float("inf"),
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cap = cap
+        self.forget_after = forget_after
+        self._clock = clock
         # Fan-out lets a timeline grow this far past the cap before trimming it back: moving
         # an array down by one entry at every add cost 3/4 of the add (844 against 233 ns an
         # entry). Pages never show more than the newest ``cap``.
@@ -186,14 +196,15 @@ class MemoryHomeTimelineStore:
         with self._lock:
             timeline = self._timelines.get(account_id)
             if timeline is None:
-                self._timelines[account_id] = _Timeline(filling=True)
+                self._timelines[account_id] = _Timeline(filling=True, read_at=self._clock())
                 return True
             return timeline.filling
 
     def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
         run_after_commit_now(tx, self)
         with self._lock:
-            timeline = self._timelines.setdefault(account_id, _Timeline(filling=True))
+            timeline = self._timelines.setdefault(
+                account_id, _Timeline(filling=True, read_at=self._clock()))
             if not timeline.filling:
                 return  # (another read filled it meanwhile)
             for entry in entries:
@@ -213,6 +224,7 @@ class MemoryHomeTimelineStore:
             timeline = self._timelines.get(account_id)
             if timeline is None:
                 return []
+            timeline.read_at = self._clock()
             ids = timeline.ids
             high = len(ids) if page.max_id is None else bisect_left(ids, page.max_id)
             lows = [i for i in (page.since_id, page.min_id) if i is not None]
@@ -240,10 +252,16 @@ class MemoryHomeTimelineStore:
         self._write(tx, lambda: self._held(account_id, lambda t: t.trim(keep)))
 
     def enforce_cap(self, tx: Tx, keep: int) -> int:
-        """Trim every timeline longer than ``keep``; how many were trimmed (the slack that
-        fan-out leaves, too: every minute, ``Roost.maintain``)."""
+        """Trim every timeline longer than ``keep`` (the slack that fan-out leaves, too) and
+        forget those unread for ``forget_after`` seconds; how many were trimmed. Every
+        minute, ``Roost.maintain``."""
         run_after_commit_now(tx, self)
         with self._lock:
+            unread_since = self._clock() - self.forget_after
+            # (A timeline being filled is in the middle of its account's read: kept.)
+            for account_id in [a for a, t in self._timelines.items()
+                               if t.read_at < unread_since and not t.filling]:
+                del self._timelines[account_id]
             return sum(timeline.trim(keep) for timeline in self._timelines.values()
                        if len(timeline.ids) > keep)
 
