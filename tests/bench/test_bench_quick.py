@@ -116,3 +116,16 @@ def test_auth_bench_runs() -> None:
     result = json.loads(done.stdout)
     assert result["name"] == "auth" and len(result["rounds"]) == 2
     assert all(r["wall_us"] > 0 for r in result["rounds"])
+
+
+def test_fill_bench_runs() -> None:
+    """`python -m bench.fill` (here on SQLite, small): each reader's fill is a full timeline,
+    or every post when there are fewer."""
+    done = subprocess.run([sys.executable, "-m", "bench.fill", "--following", "3", "30",
+                           "--posts", "10", "--repeat", "2"], cwd=REPO, capture_output=True,
+                          text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["workload"] == "home_fill"
+    assert {k: v["entries"] for k, v in result["fills"].items()} == {"3": 30, "30": 300}
+    assert all(v["p50_ms"] > 0 for v in result["fills"].values())

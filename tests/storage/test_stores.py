@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import random
 import re
 import threading
 import time
@@ -907,6 +908,24 @@ def test_delivered_to_is_exact_when_followed_accounts_post_a_lot(h: Harness) -> 
         assert got == newest[:limit], limit
 
 
+def test_delivered_to_is_exact_for_an_account_following_many(h: Harness) -> None:
+    """Following many accounts, a fill's first look takes only one or two posts from each
+    (enough for twice the limit in all): the newest ``limit`` all the same."""
+    viewer = make_account(h, "viewer")
+    authors = [make_account(h, f"author{n}") for n in range(30)]
+    for author in authors:
+        h.write(h.s.follows.insert, viewer.id, author.id, new_id(), NOW, True, False)
+    rng = random.Random(7)
+    posted = []
+    for n in range(150):  # one prolific account, the others now and then
+        author = authors[0] if n % 3 else rng.choice(authors[1:20])
+        posted.append(make_status(h, author).id)
+    newest = sorted(posted, reverse=True)
+    for limit in (1, 3, 10, 25, 60, 149, 150, 400):
+        got = [e.status_id for e in h.read(h.s.statuses.delivered_to, viewer.id, limit)]
+        assert got == newest[:limit], limit
+
+
 def test_pulled_pages_match_every_unpushed_post_in_order(h: Harness) -> None:
     """Each author's newest posts are taken apart (a celebrity's thousands cost one page):
     every page shape must still be the right window of all their posts, merged."""
@@ -1372,6 +1391,19 @@ def hold(h: Harness, *accounts: int) -> None:
     for account in accounts:
         if h.read(h.s.home.missing, account):
             h.write(h.s.home.fill, account, [])
+
+
+@HOME_STORES
+def test_home_holds_a_timeline_unless_it_needs_a_fill(h: Harness) -> None:
+    (account,) = ids(1)
+    if h.s.home.fills_on_read:
+        assert not h.s.home.holds(account)
+        assert h.read(h.s.home.missing, account)
+        assert not h.s.home.holds(account)  # (being filled)
+        h.write(h.s.home.fill, account, [])
+    else:
+        assert not h.read(h.s.home.missing, account)
+    assert h.s.home.holds(account)
 
 
 @HOME_STORES

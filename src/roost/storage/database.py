@@ -277,9 +277,14 @@ class Database:
             # Readers see one snapshot per operation, as a SQLite read transaction does
             # (read-only REPEATABLE READ never fails to serialise); the writer stays READ
             # COMMITTED so upserts from other processes never raise serialisation errors.
+            # JIT off: Roost's statements are index walks that finish in milliseconds, and
+            # PostgreSQL's cost estimates for a walk per followed account (a rebuild, a
+            # fill) set it compiling for 130 ms a statement that then ran in 15
+            # (`python -m bench.fill --engine postgresql`).
             pg = create_engine(url, pool_size=1 if writer
                                else self.read_threads + SCAN_READ_THREADS,
                                max_overflow=0, pool_pre_ping=writer,
+                               connect_args={"options": "-c jit=off"},
                                isolation_level="READ COMMITTED" if writer
                                else "REPEATABLE READ")
             if writer:

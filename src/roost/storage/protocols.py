@@ -252,6 +252,11 @@ class HomeTimelineStore(Protocol):
         """Whether the store lacks this account's timeline, which the caller must then
         ``fill``; always False for a store that holds every timeline."""
 
+    def holds(self, account_id: int) -> bool:
+        """Whether the store has this account's timeline ready, no fill needed (always, for a
+        store that holds every timeline). A hint, for choosing where a read runs: ``missing``
+        decides."""
+
     def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
         """Give the store a timeline it said was ``missing``: ``entries``, read from the
         database after it said so, with what was written to it since."""

@@ -3,6 +3,7 @@ process runs, filled from the database at each account's first read after a star
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +219,34 @@ def test_a_timeline_unread_for_inactive_days_is_forgotten_then_filled(
     wait_for_jobs(roost)
     assert _home(bob) == (200, [second["id"], first["id"]])
     assert store.held()[0] == 1
+
+
+def test_a_fill_runs_off_the_event_loop_and_a_held_timeline_on_it(
+        instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fill reads the newest posts of every account followed, tens of milliseconds for an
+    account following thousands (`python -m bench.fill`): the other requests do not wait."""
+    client, roost = instance.start()
+    api = Api(client, roost)
+    alice, bob = api.register("alice"), api.register("bob")
+    bob.follow(alice)
+    posted = alice.post_status("hello")
+    instance.stop()
+    client, roost = instance.start()
+    bob.client = client
+    fills: list[threading.Thread] = []
+    pages: list[threading.Thread] = []
+    statuses, home = roost.stores.statuses, roost.stores.home
+    delivered_to, page = statuses.delivered_to, home.page
+    monkeypatch.setattr(statuses, "delivered_to", lambda *a: (
+        fills.append(threading.current_thread()), delivered_to(*a))[1])
+    monkeypatch.setattr(home, "page", lambda *a: (
+        pages.append(threading.current_thread()), page(*a))[1])
+
+    async def current() -> threading.Thread:
+        return threading.current_thread()
+
+    loop = on_app_loop(client, current)
+    assert _home(bob) == (200, [posted["id"]])
+    assert _home(bob) == (200, [posted["id"]])
+    assert len(fills) == 1 and fills[0] is not loop
+    assert pages[0] is not loop and pages[1] is loop  # (SQLite's bounded reads: inline)

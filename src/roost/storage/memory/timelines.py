@@ -200,6 +200,10 @@ class MemoryHomeTimelineStore:
                 return True
             return timeline.filling
 
+    def holds(self, account_id: int) -> bool:
+        timeline = self._timelines.get(account_id)  # (a hint: no lock)
+        return timeline is not None and not timeline.filling
+
     def fill(self, tx: Tx, account_id: int, entries: Sequence[TimelineEntry]) -> None:
         run_after_commit_now(tx, self)
         with self._lock:

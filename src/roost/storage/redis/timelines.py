@@ -219,6 +219,9 @@ class RedisHomeTimelineStore:
         pipe.zremrangebyrank(key, 0, -self.cap - 1)
         pipe.execute()
 
+    def holds(self, account_id: int) -> bool:
+        return True
+
     def missing(self, tx: Tx, account_id: int) -> bool:
         return False  # (a lost Redis is recovered by check_home_store and rebuilds)
 

@@ -30,6 +30,9 @@ _STATE = SqlStateStore()
 class SqlHomeTimelineStore:
     fills_on_read = False
 
+    def holds(self, account_id: int) -> bool:
+        return True
+
     def missing(self, tx: Tx, account_id: int) -> bool:
         return False
 
