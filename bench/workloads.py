@@ -964,7 +964,7 @@ def seed(ctx: Context) -> dict[str, Any]:
                    "reported_s": float(match.group(4)), "wall_s": round(wall, 1),
                    "stages": [line for line in done.stdout.splitlines()
                               if line.split(":")[0] in ("graph", "accounts", "follows",
-                                                        "history", "posts")],
+                                                        "history", "posts", "statistics")],
                    "roost_check_s": round(check_s, 1)},
         "ceiling": {"postgresql_copy_rows_per_s": _store_ceiling(ctx, "copy_rows_per_s")}
         if ctx.production else {},

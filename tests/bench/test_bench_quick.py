@@ -129,3 +129,16 @@ def test_fill_bench_runs() -> None:
     assert result["workload"] == "home_fill"
     assert {k: v["entries"] for k, v in result["fills"].items()} == {"3": 30, "30": 300}
     assert all(v["p50_ms"] > 0 for v in result["fills"].values())
+
+
+def test_endpoints_bench_runs() -> None:
+    """`python -m bench.endpoints` (embedded, a small community): every endpoint it times
+    answered (any non-2xx fails the run) and was timed."""
+    done = subprocess.run([sys.executable, "-m", "bench.endpoints", "--accounts", "300",
+                           "--celebrity-followers", "200", "--repeat", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["workload"] == "endpoints" and result["as"]["following"] >= 1
+    assert len(result["endpoints"]) >= 35
+    assert all(f["p50_ms"] > 0 for f in result["endpoints"].values())

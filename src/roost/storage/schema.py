@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -204,6 +205,12 @@ statuses = Table(
     Index("ix_statuses_account_id", "account_id", "id"),
     Index("ix_statuses_in_reply_to_id", "in_reply_to_id"),
     Index("ix_statuses_visibility_id", "visibility", "id"),
+    # A status's reblogs (reblogged_by, and a deletion takes them along): without it both
+    # read the whole table (82 ms a page on SQLite with 300,000 statuses, bench.endpoints).
+    # Only reblogs are indexed, a small part of the table.
+    Index("ix_statuses_reblog_of_id", "reblog_of_id", "id",
+          sqlite_where=text("reblog_of_id IS NOT NULL"),
+          postgresql_where=text("reblog_of_id IS NOT NULL")),
     UniqueConstraint("account_id", "reblog_of_id", name="uq_statuses_reblog"),
 )
 

@@ -154,6 +154,11 @@ class Seeder:
              plan.posts_per_account) for i in range(len(names))))
         report.stages["posts"] = time.monotonic() - stage
         self.progress(f"posts: {report.posts:,} ({report.stages['posts']:.1f}s)")
+
+        stage = time.monotonic()
+        self.loader.analyze()
+        report.stages["statistics"] = time.monotonic() - stage
+        self.progress(f"statistics: the planner's refreshed ({report.stages['statistics']:.1f}s)")
         report.seconds = time.monotonic() - began
         return report
 
